@@ -1,0 +1,61 @@
+"""What every acquisition function shares: the result type, input checks, tie-broken top-k."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alimb.errors import UserError
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Selected absolute pool indices; the first `n_quota` came from minority-class quotas."""
+
+    indices: np.ndarray  # (budget,) int64, absolute into the pool
+    n_quota: int = 0
+
+    @property
+    def n_auxiliary(self) -> int:
+        return len(self.indices) - self.n_quota
+
+
+def unlabeled_candidates(labeled_mask: np.ndarray, budget: int) -> np.ndarray:
+    """Absolute indices of the unlabeled samples, after checking the budget fits in them."""
+    labeled_mask = np.asarray(labeled_mask, dtype=bool)
+    candidates = np.flatnonzero(~labeled_mask)
+    if int(budget) != budget or budget <= 0:
+        raise UserError(f"acquisition budget must be a positive integer, got {budget}; set al.per_iteration > 0")
+    if budget > candidates.size:
+        raise UserError(
+            f"acquisition budget {budget} exceeds the {candidates.size} unlabeled samples left in the pool; "
+            "lower al.per_iteration or al.iterations"
+        )
+    return candidates
+
+
+def top_k(utility: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """The k candidates of largest utility, ties broken at random by `rng`."""
+    utility = np.asarray(utility, dtype=np.float64)
+    assert utility.shape == candidates.shape, "one utility per candidate"
+    assert np.isfinite(utility).all(), "utilities must be finite"
+    tiebreak = rng.random(candidates.size)
+    order = np.lexsort((tiebreak, -utility))  # by utility descending, then by the random key
+    return candidates[order[:k]]
+
+
+def as_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Scores as class probabilities: rows already on the simplex pass through, others get a softmax."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if (scores >= 0).all() and np.allclose(scores.sum(axis=1), 1.0, atol=1e-6):
+        return scores
+    z = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def margin_of(scores: np.ndarray) -> np.ndarray:
+    """marg(x) = top1(x) - top2(x) of the scores (paper Eq. 1): (n,)."""
+    top2 = np.partition(np.asarray(scores, dtype=np.float64), -2, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]

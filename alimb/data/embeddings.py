@@ -1,0 +1,57 @@
+"""A user's own precomputed features (CLIP or any other embeddings) in one `.npz` file."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from alimb.data.dataset import ArrayDataset
+from alimb.errors import UserError
+
+REQUIRED = ("train_features", "train_labels", "test_features", "test_labels")
+
+
+def load_embeddings(path: str) -> ArrayDataset:
+    """Load `train_features, train_labels, test_features, test_labels[, class_names]` from an .npz."""
+    if not path:
+        raise UserError("dataset=embeddings needs a file: add dataset.loader.path=/path/to/features.npz")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"embeddings file not found: {file}; set dataset.loader.path to an .npz with keys {', '.join(REQUIRED)}")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            missing = [k for k in REQUIRED if k not in npz.files]
+            if missing:
+                raise UserError(f"{file} lacks {', '.join(missing)}; an embeddings .npz needs {', '.join(REQUIRED)}")
+            arrays = {k: npz[k] for k in REQUIRED}
+            names = [str(n) for n in npz["class_names"]] if "class_names" in npz.files else []
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise UserError(f"cannot read {file} as an .npz archive ({err}); save it with numpy.savez") from None
+    return _validated(file, arrays, names)
+
+
+def _validated(file: Path, a: dict[str, np.ndarray], names: list[str]) -> ArrayDataset:
+    for split in ("train", "test"):
+        x, y = a[f"{split}_features"], a[f"{split}_labels"]
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise UserError(
+                f"{file}: {split}_features must be (n, d) and {split}_labels (n,), got {x.shape} and {y.shape}"
+            )
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise UserError(f"{file}: {split}_features must be finite numbers (found NaN/inf or non-numeric values)")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise UserError(f"{file}: {split}_labels must be non-negative integers (class indices)")
+    if a["train_features"].shape[1] != a["test_features"].shape[1]:
+        raise UserError(f"{file}: train and test features differ in dimension")
+    n_classes = int(max(a["train_labels"].max(), a["test_labels"].max())) + 1
+    if names and len(names) < n_classes:
+        raise UserError(f"{file}: class_names has {len(names)} names but labels go up to {n_classes - 1}")
+    return ArrayDataset(
+        a["train_features"].astype(np.float32),
+        a["train_labels"],
+        a["test_features"].astype(np.float32),
+        a["test_labels"],
+        names or [str(c) for c in range(n_classes)],
+    )

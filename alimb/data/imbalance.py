@@ -1,0 +1,154 @@
+"""Imbalance induction: per-class target counts from a profile, then a seeded uniform subsample.
+
+Our procedure (the paper only says a target ir guides the pruning): classes are put in an order
+(seeded permutation, or by available count for `natural`); class at position i of C gets
+`n_i = n_max * gamma^(-i/(C-1))`, capped by what it has; gamma (and n_max when a target total is
+given) are solved so the counts hit the target ir = std/mean and total.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from alimb.errors import UserError
+from alimb.pool import imbalance_ratio
+
+IR_TOL = 0.005  # SPEC §2: counts hit the target ir within ±0.005
+TOTAL_TOL = 0.01  # and the target total within ±1%
+
+
+def induce(labels: np.ndarray, n_classes: int, profile, seed: int) -> np.ndarray:
+    """Sorted indices of the samples kept: `profile.counts(available, rng)` per class, seeded."""
+    labels = np.asarray(labels)
+    order_ss, sample_ss = np.random.SeedSequence(seed).spawn(2)
+    available = np.bincount(labels, minlength=n_classes)
+    counts = np.asarray(profile.counts(available, np.random.default_rng(order_ss)), dtype=np.int64)
+    assert counts.shape == available.shape and (counts <= available).all(), "profile asked for more than a class has"
+    rng = np.random.default_rng(sample_ss)
+    keep = [rng.choice(np.flatnonzero(labels == c), counts[c], replace=False) for c in range(n_classes)]
+    return np.sort(np.concatenate(keep)).astype(np.int64)
+
+
+def class_order(available: np.ndarray, order: str, rng: np.random.Generator) -> np.ndarray:
+    """Classes from largest target to smallest: a seeded permutation, or by available count."""
+    if order == "random":
+        return rng.permutation(available.size)
+    if order == "natural":
+        return np.lexsort((np.arange(available.size), -available))  # most available first, stable
+    raise UserError(f"unknown imbalance.order '{order}'; use random or natural")
+
+
+class NoImbalance:
+    """Keep every sample."""
+
+    def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return available.copy()
+
+
+class Exponential:
+    """Exponential profile solved for a target ir (and optionally a target total)."""
+
+    def __init__(self, target_ir: float, total: int | None = None, order: str = "random", min_count: int = 1):
+        if target_ir is None or target_ir <= 0:
+            raise UserError(f"imbalance.target_ir must be > 0, got {target_ir}; use imbalance=none for no imbalance")
+        self.target_ir, self.total, self.order, self.min_count = float(target_ir), total, order, int(min_count)
+
+    def profile(self, sizes: np.ndarray, n_max: float, lam: float) -> np.ndarray:
+        """Counts at positions 0..C-1 (classes of `sizes` in order) for scale n_max and lam = ln(gamma)."""
+        x = np.linspace(0.0, 1.0, sizes.size)
+        return np.minimum(sizes, np.maximum(self.min_count, np.round(n_max * np.exp(-lam * x))))
+
+    def solve_lam(self, sizes: np.ndarray, n_max: float) -> float:
+        """lam giving the target ir for this n_max (bisection; ir grows with lam)."""
+        lo, hi = 0.0, 60.0
+        if imbalance_ratio(self.profile(sizes, n_max, hi)) < self.target_ir:
+            return float("nan")
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if imbalance_ratio(self.profile(sizes, n_max, mid)) < self.target_ir else (lo, mid)
+        return hi
+
+    def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        order = class_order(available, self.order, rng)
+        sizes = available[order].astype(np.float64)
+        if (sizes < self.min_count).any():
+            raise UserError(f"every class needs at least {self.min_count} samples for imbalance induction")
+        n_max = self._solve_n_max(sizes) if self.total is not None else sizes.max()
+        lam = self.solve_lam(sizes, n_max)
+        if not np.isfinite(lam):
+            raise self._unreachable(sizes, f"ir {self.target_ir}")
+        counts = self.profile(sizes, n_max, lam)
+        ir, total = imbalance_ratio(counts), counts.sum()
+        if abs(ir - self.target_ir) > IR_TOL or (self.total and abs(total - self.total) > TOTAL_TOL * self.total):
+            raise self._unreachable(sizes, f"ir {self.target_ir} with total {self.total} (closest: ir {ir:.3f}, total {total:.0f})")
+        out = np.empty_like(available)
+        out[order] = counts.astype(np.int64)
+        return out
+
+    def _solve_n_max(self, sizes: np.ndarray) -> float:
+        """n_max giving the target total at the target ir (bisection; the total grows with n_max)."""
+
+        def total(n_max: float) -> float:
+            lam = self.solve_lam(sizes, n_max)
+            return self.profile(sizes, n_max, lam).sum() if np.isfinite(lam) else np.nan
+
+        lo, hi = float(self.min_count), float(sizes.max())
+        if not total(hi) >= self.total:
+            raise self._unreachable(sizes, f"total {self.total} at ir {self.target_ir}")
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            t = total(mid)
+            lo, hi = (mid, hi) if (np.isnan(t) or t < self.total) else (lo, mid)
+        return hi
+
+    def _unreachable(self, sizes: np.ndarray, what: str) -> UserError:
+        return UserError(
+            f"imbalance cannot reach {what} for {sizes.size} classes of {sizes.min():.0f}-{sizes.max():.0f} samples; "
+            "lower imbalance.target_ir or imbalance.total"
+        )
+
+
+class Step:
+    """Step profile (Buda et al.): a fraction of the classes are minority, rho times smaller than the rest."""
+
+    def __init__(self, minority_fraction: float = 0.5, rho: float = 10.0, order: str = "random"):
+        if not 0 < minority_fraction < 1 or rho < 1:
+            raise UserError("imbalance=step needs 0 < minority_fraction < 1 and rho >= 1")
+        self.minority_fraction, self.rho, self.order = minority_fraction, rho, order
+
+    def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        order = class_order(available, self.order, rng)
+        n_major = int(available.min())
+        n_minor = max(1, int(round(n_major / self.rho)))
+        n_minority_classes = int(round(self.minority_fraction * available.size))
+        out = np.full_like(available, n_major)
+        out[order[available.size - n_minority_classes:]] = n_minor
+        return out
+
+
+class Counts:
+    """Explicit per-class counts: a list, or a file (text, one count per line or whitespace-separated, or .npy)."""
+
+    def __init__(self, counts: list[int] | None = None, path: str | None = None):
+        if (counts is None) == (path is None):
+            raise UserError("imbalance=counts needs exactly one of imbalance.counts=[...] or imbalance.path=FILE")
+        self.values = list(counts) if counts is not None else self._read(Path(path))
+
+    @staticmethod
+    def _read(path: Path) -> list[int]:
+        try:
+            return [int(v) for v in (np.load(path) if path.suffix == ".npy" else np.loadtxt(path, dtype=np.int64)).ravel()]
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read per-class counts from {path}: {err}") from None
+
+    def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        counts = np.asarray(self.values, dtype=np.int64)
+        if counts.size != available.size:
+            raise UserError(f"imbalance.counts has {counts.size} entries but the dataset has {available.size} classes")
+        too_many = np.flatnonzero((counts > available) | (counts < 0))
+        if too_many.size:
+            c = too_many[0]
+            raise UserError(f"imbalance.counts asks {counts[c]} samples of class {c}, which has {available[c]}")
+        return counts

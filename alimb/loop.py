@@ -1,0 +1,124 @@
+"""run_experiment(cfg): the active-learning loop, top to bottom."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from alimb.acquisition import Selection
+from alimb.acquisition import random as random_af
+from alimb.config import build
+from alimb.data.imbalance import induce
+from alimb.errors import UserError
+from alimb.metrics import area_under_curve, evaluate
+from alimb.pool import Pool, imbalance_ratio, minority_classes
+from alimb.records import RunRecorder, save_npy_atomic
+
+log = logging.getLogger(__name__)
+
+
+def check_al(al: DictConfig, pool_size: int) -> tuple[int, int]:
+    """(iterations, per_iteration), after checking they are positive and fit in the pool."""
+    iterations, per_iteration = al.iterations, al.per_iteration
+    for key, value in (("al.iterations", iterations), ("al.per_iteration", per_iteration)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise UserError(f"{key} must be a positive integer, got {value!r}")
+    if iterations * per_iteration > pool_size:
+        raise UserError(
+            f"budget {iterations} x {per_iteration} = {iterations * per_iteration} exceeds the pool of {pool_size} "
+            "samples; lower al.iterations or al.per_iteration"
+        )
+    return iterations, per_iteration
+
+
+def check_selection(selection: Selection, labeled_mask: np.ndarray, budget: int) -> None:
+    """The invariants every AF must keep."""
+    idx = selection.indices
+    assert idx.size == budget, f"AF selected {idx.size} samples, the budget is {budget}"
+    assert np.unique(idx).size == idx.size, "AF selected a sample twice"
+    assert not labeled_mask[idx].any(), "AF selected an already labeled sample"
+
+
+def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
+    """Run one AL experiment; write records.jsonl, summary.json and the pool state to `run_dir`."""
+    data = build(cfg.dataset.loader)
+    n_classes = data.n_classes
+    keep = induce(data.train_y, n_classes, build(cfg.imbalance, drop=("name", "seed")), cfg.imbalance.seed)  # absolute into train split
+    pool_x, pool = data.train_x[keep], Pool(data.train_y[keep], n_classes)
+    iterations, per_iteration = check_al(cfg.al, len(pool))
+    pool_minority = minority_classes(pool.pool_counts())
+    scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
+    seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # one generator per iteration
+
+    recorder = RunRecorder(run_dir)
+    save_npy_atomic(recorder.run_dir / "pool_indices.npy", keep)
+    logger = build(cfg.logger)
+    logger.start(
+        OmegaConf.to_container(cfg, resolve=True), name=Path(run_dir).name, group=f"{cfg.name}/{cfg.dataset.name}",
+        tags=[cfg.acquisition.name, cfg.scheme.name], run_dir=recorder.run_dir,
+    )
+    log.info(
+        "pool: %d samples, %d classes, ir %.3f; test: %d; %d iterations x %d",
+        len(pool), n_classes, imbalance_ratio(pool.pool_counts()), len(data.test_y), iterations, per_iteration,
+    )
+    records: list[dict] = []
+    summary = None
+    scores = features = None
+    try:
+        for k in range(iterations):
+            rng = np.random.default_rng(seeds[k])
+            t0 = time.perf_counter()
+            af = random_af if k == 0 else acquire  # iteration 0 is random (paper §III)
+            selection = af(
+                scores=scores, features=features, labels=pool.known_labels(), labeled_mask=pool.labeled_mask,
+                budget=per_iteration, rng=rng,
+            )
+            check_selection(selection, pool.labeled_mask, per_iteration)
+            pool.label(selection.indices, k)
+            t1 = time.perf_counter()
+            labeled = pool.labeled_idx
+            scheme.fit(pool_x[labeled], pool.labels[labeled], n_classes)
+            metrics = evaluate(data.test_y, scheme.predict(data.test_x), n_classes, pool_minority)
+            t2 = time.perf_counter()
+            if k < iterations - 1:  # scores and features of model k drive the selection of iteration k + 1
+                scores, features = scheme.scores(pool_x), scheme.features(pool_x)
+            t3 = time.perf_counter()
+            counts = pool.class_counts()
+            record = {
+                "iteration": k,
+                "n_labeled": int(labeled.size),
+                **metrics,
+                "labeled_ir": imbalance_ratio(counts),
+                "class_counts": counts.tolist(),
+                "n_from_quota": selection.n_quota,
+                "n_from_auxiliary": selection.n_auxiliary,
+                "scheme": cfg.scheme.name,
+                "seconds": {"select": t1 - t0, "train": t2 - t1, "score": t3 - t2},
+            }
+            recorder.write(record)
+            logger.log(record)
+            records.append(record)
+            log.info(
+                "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  (select %.2fs train %.2fs score %.2fs)",
+                k + 1, iterations, labeled.size, metrics["accuracy"], metrics["macro_f1"], record["labeled_ir"],
+                t1 - t0, t2 - t1, t3 - t2,
+            )
+        save_npy_atomic(recorder.run_dir / "labeled_round.npy", pool.labeled_round)
+        summary = {
+            "final_accuracy": records[-1]["accuracy"],
+            "final_macro_f1": records[-1]["macro_f1"],
+            "final_labeled_ir": records[-1]["labeled_ir"],
+            "auc": area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records]),
+            "n_iterations": iterations,
+            "pool": {"size": len(pool), "ir": imbalance_ratio(pool.pool_counts()), "counts": pool.pool_counts().tolist()},
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+        recorder.finish(summary)
+        log.info("done: final accuracy %.4f, AUC %.4f -> %s", summary["final_accuracy"], summary["auc"], recorder.run_dir)
+    finally:
+        logger.finish(summary)
+    return records

@@ -1,0 +1,39 @@
+"""Test-set metrics of one iteration (the test set is balanced, so accuracy = mean per-class accuracy)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+
+def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Recall of every class (NaN for a class absent from y_true): (n_classes,)."""
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes).astype(np.float64)
+    support = np.bincount(y_true, minlength=n_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return hits / support
+
+
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, minority: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1, and accuracy on the pool's minority and majority classes."""
+    recall = per_class_accuracy(y_true, y_pred, n_classes)
+    present = np.bincount(y_true, minlength=n_classes) > 0
+
+    def mean_over(mask: np.ndarray) -> float:
+        m = mask & present
+        return float(recall[m].mean()) if m.any() else float("nan")
+
+    return {
+        "accuracy": mean_over(np.ones(n_classes, dtype=bool)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=np.flatnonzero(present), average="macro", zero_division=0)),
+        "minority_accuracy": mean_over(minority),
+        "majority_accuracy": mean_over(~minority),
+    }
+
+
+def area_under_curve(n_labeled: list[int], accuracy: list[float]) -> float:
+    """Trapezoidal area under accuracy vs labeled count, normalised by the labeled range (= mean accuracy)."""
+    x, y = np.asarray(n_labeled, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
+    if x.size < 2:
+        return float(y[0]) if y.size else float("nan")
+    return float(np.trapezoid(y, x) / (x[-1] - x[0]))

@@ -1,0 +1,54 @@
+"""W&B logging: one W&B run per job, labeled count as the x-axis, always finished."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def flatten(record: dict, prefix: str = "") -> dict:
+    """Scalars of a record, nested dicts as `a/b`; lists (per-class counts) are left to local files."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class WandbLogger:
+    """Logs each iteration's record; if W&B can't start, warns once and the run goes on with local records."""
+
+    def __init__(self, project: str = "alimb", entity: str | None = None, mode: str | None = None, dir: str | None = None):
+        self.project, self.entity, self.mode, self.dir = project, entity, mode, dir
+        self.run = None
+
+    def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None) -> None:
+        import wandb
+
+        try:
+            self.run = wandb.init(
+                project=self.project, entity=self.entity, mode=self.mode, config=config, name=name, group=group,
+                tags=tags, dir=str(self.dir or run_dir or "."), reinit="finish_previous",
+            )
+        except Exception as err:  # noqa: BLE001 - any failure to reach W&B must not end the experiment
+            log.warning("W&B could not start (%s); continuing with local records only", str(err).splitlines()[0])
+            self.run = None
+            return
+        self.run.define_metric("n_labeled")
+        self.run.define_metric("*", step_metric="n_labeled")
+
+    def log(self, record: dict) -> None:
+        if self.run is not None:
+            self.run.log(flatten(record))
+
+    def finish(self, summary: dict | None) -> None:
+        if self.run is None:
+            return
+        if summary is not None:
+            self.run.summary.update(flatten({k: v for k, v in summary.items() if k != "config"}))
+        self.run.finish(exit_code=0 if summary is not None else 1)
+        self.run = None
