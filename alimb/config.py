@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from alimb.errors import UserError
 
 
 def build(node: DictConfig, drop: tuple[str, ...] = ("name",), **kwargs: Any) -> Any:
@@ -13,4 +16,9 @@ def build(node: DictConfig, drop: tuple[str, ...] = ("name",), **kwargs: Any) ->
     spec = OmegaConf.to_container(node, resolve=True)
     for key in drop:
         spec.pop(key, None)
-    return instantiate(spec, **kwargs)
+    try:
+        return instantiate(spec, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, UserError):  # the target refused its arguments: report it, not Hydra's wrapper
+            raise err.__cause__ from None
+        raise

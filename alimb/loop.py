@@ -45,6 +45,9 @@ def check_selection(selection: Selection, labeled_mask: np.ndarray, budget: int)
 
 def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     """Run one AL experiment; write records.jsonl, summary.json and the pool state to `run_dir`."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"missing required value: {', '.join(missing)}; set it on the command line, e.g. {missing[0]}=...")
     data = build(cfg.dataset.loader)
     n_classes = data.n_classes
     keep = induce(data.train_y, n_classes, build(cfg.imbalance, drop=("name", "seed")), cfg.imbalance.seed)  # absolute into train split

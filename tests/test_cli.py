@@ -1,0 +1,56 @@
+"""The `alimb` command as users run it (subprocesses): a multirun sweep, and bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL
+
+
+def alimb(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "alimb.run", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_multirun_writes_one_directory_per_job(tmp_path):
+    proc = alimb(tmp_path, "-m", "acquisition=random,margin", "seed=0,1", *SMALL)
+    assert proc.returncode == 0, proc.stderr
+    summaries = sorted(p.relative_to(tmp_path / "outputs").parent.as_posix() for p in tmp_path.glob("outputs/**/summary.json"))
+    assert summaries == [
+        f"default/synthetic/exp0.75/{af}/cs_svm/seed{s}" for af in ("margin", "random") for s in (0, 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("al.per_iteration=1000",), "alimb: error: budget 16 x 1000 = 16000 exceeds the pool"),
+        (("al.per_iteration=0",), "alimb: error: al.per_iteration must be a positive integer"),
+        (("imbalance.target_ir=5",), "alimb: error: imbalance cannot reach ir 5.0"),
+        (("dataset=embeddings", "dataset.loader.path=missing.npz"), "alimb: error: embeddings file not found"),
+        (("dataset=embeddings",), "alimb: error: missing required value: dataset.loader.path"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_failing_exit(tmp_path, args, message):
+    proc = alimb(tmp_path, *args)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+    assert not list(tmp_path.glob("outputs/**/summary.json")), "a failed run left a summary"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("acquisition=nope",), "Could not find 'acquisition/nope'"),
+        (("al.iteratoins=3",), "Could not override 'al.iteratoins'"),
+    ],
+)
+def test_unknown_options_are_reported_by_hydra(tmp_path, args, message):
+    proc = alimb(tmp_path, *args)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,69 @@
+"""The AL loop end to end, called directly (no subprocess)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from alimb.errors import UserError
+from alimb.loop import run_experiment
+from alimb.records import read_records
+from tests.conftest import SMALL
+
+
+def run(make_cfg, tmp_path, *overrides, name="run"):
+    cfg = make_cfg(*SMALL, *overrides)
+    records = run_experiment(cfg, tmp_path / name)
+    return records, tmp_path / name
+
+
+def test_records_and_summary(make_cfg, tmp_path):
+    records, run_dir = run(make_cfg, tmp_path)
+    assert [r["n_labeled"] for r in records] == [20, 40, 60, 80, 100, 120]
+    assert read_records(run_dir) == json.loads(json.dumps(records))
+    first = records[0]
+    for key in ("accuracy", "macro_f1", "minority_accuracy", "majority_accuracy", "labeled_ir"):
+        assert 0 <= first[key] <= 2
+    assert sum(first["class_counts"]) == 20 and len(first["class_counts"]) == 10
+    assert set(first["seconds"]) == {"select", "train", "score"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final_accuracy"] == records[-1]["accuracy"]
+    accs = [r["accuracy"] for r in records]
+    assert min(accs) <= summary["auc"] <= max(accs)
+    assert summary["config"]["acquisition"]["name"] == "margin"
+    rounds = np.load(run_dir / "labeled_round.npy")
+    assert np.bincount(rounds[rounds >= 0]).tolist() == [20] * 6
+
+
+def test_same_seed_same_selections_other_seed_differs(make_cfg, tmp_path):
+    run(make_cfg, tmp_path, "seed=5", name="a")
+    run(make_cfg, tmp_path, "seed=5", name="b")
+    run(make_cfg, tmp_path, "seed=6", name="c")
+    a, b, c = (np.load(tmp_path / n / "labeled_round.npy") for n in "abc")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(read_records(tmp_path / "a")) == strip(read_records(tmp_path / "b"))
+
+
+def test_the_pool_does_not_depend_on_the_al_seed(make_cfg, tmp_path):
+    run(make_cfg, tmp_path, "seed=1", name="a")
+    run(make_cfg, tmp_path, "seed=2", name="b")
+    np.testing.assert_array_equal(np.load(tmp_path / "a/pool_indices.npy"), np.load(tmp_path / "b/pool_indices.npy"))
+
+
+def test_margin_beats_nothing_but_learns(make_cfg, tmp_path):
+    records, _ = run(make_cfg, tmp_path, "acquisition=margin")
+    assert records[-1]["accuracy"] > records[0]["accuracy"]
+
+
+def test_budget_larger_than_pool_fails_before_writing(make_cfg, tmp_path):
+    with pytest.raises(UserError, match="exceeds the pool"):
+        run(make_cfg, tmp_path, "al.per_iteration=200")
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("value", [0, -3])
+def test_non_positive_iteration_size(make_cfg, tmp_path, value):
+    with pytest.raises(UserError, match="al.per_iteration must be a positive integer"):
+        run(make_cfg, tmp_path, f"al.per_iteration={value}")

@@ -1,0 +1,79 @@
+"""The torch SVM solves liblinear's objective (what sklearn's LinearSVC minimises)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.svm import LinearSVC
+from sklearn.utils.class_weight import compute_class_weight
+
+from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge, svm_objective
+from alimb.schemes.svm import LinearSVMScheme
+
+
+def blobs(n_classes=5, n=300, d=10, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.choice(n_classes, n, p=np.linspace(1, 0.2, n_classes) / np.linspace(1, 0.2, n_classes).sum())
+    x = (rng.normal(size=(n, d)) + 1.5 * rng.normal(size=(n_classes, d))[y]).astype(np.float32)
+    return x, y
+
+
+def test_balanced_weights_equal_sklearn():
+    y = np.array([0, 0, 0, 1, 2, 2])
+    expected = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=y)
+    np.testing.assert_allclose(balanced_class_weights(y, 3), expected)
+    assert balanced_class_weights(y, 4)[3] == 1.0  # absent class: no positives, weight irrelevant
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_objective_matches_liblinear(class_weight):
+    x, y = blobs()
+    ref = LinearSVC(C=0.5, class_weight=class_weight, tol=1e-6, max_iter=100_000).fit(x, y)
+    cw = balanced_class_weights(y, 5) if class_weight else None
+    w = fit_ovr_squared_hinge(
+        torch.from_numpy(x).double(), torch.from_numpy(y), 5, 0.5,
+        None if cw is None else torch.from_numpy(cw), tol=1e-7,
+    ).numpy()
+    ours = svm_objective(w[:-1].T, w[-1], x, y, 0.5, cw)
+    theirs = svm_objective(ref.coef_, ref.intercept_, x, y, 0.5, cw)
+    assert abs(ours - theirs) / theirs <= 1e-4
+    assert (np.argmax(x @ w[:-1] + w[-1], 1) == ref.predict(x)).mean() > 0.98
+
+
+def test_objective_of_a_hand_computed_case():
+    # one sample x=[1] of class 0, two classes, w=0: each class has one violation of 1 -> C * 1
+    assert svm_objective(np.zeros((2, 1)), np.zeros(2), np.ones((1, 1)), np.array([0]), 2.0, None) == 4.0
+    # w0 = [1], b0 = 1: margin 2 for class 0 -> no loss, regulariser 1/2 (1 + 1)
+    assert svm_objective(np.array([[1.0], [0.0]]), np.array([1.0, 0.0]), np.ones((1, 1)), np.array([0]), 2.0, None) == 3.0
+
+
+@pytest.mark.parametrize("solver", ["torch", "liblinear"])
+def test_scheme_scores_predict_and_absent_classes(solver):
+    x, y = blobs()
+    y[y == 4] = 3  # class 4 absent from the labeled set
+    scheme = LinearSVMScheme(class_weight="balanced", solver=solver, device="cpu")
+    scheme.fit(x, y, n_classes=5)
+    scores = scheme.scores(x)
+    assert scores.shape == (300, 5) and np.isfinite(scores).all()
+    assert (scheme.predict(x) != 4).all(), "a class with no labeled sample is never predicted"
+    assert (scheme.predict(x) == y).mean() > 0.8
+    np.testing.assert_array_equal(scheme.features(x), x)
+
+
+def test_torch_and_liblinear_schemes_agree():
+    x, y = blobs(seed=1)
+    a = LinearSVMScheme(class_weight="balanced", device="cpu")
+    b = LinearSVMScheme(class_weight="balanced", solver="liblinear")
+    a.fit(x, y, 5)
+    b.fit(x, y, 5)
+    assert (a.predict(x) == b.predict(x)).mean() > 0.97
+
+
+def test_warm_start_reaches_the_same_solution():
+    x, y = blobs(seed=2)
+    cold = LinearSVMScheme(device="cpu", warm_start=False)
+    warm = LinearSVMScheme(device="cpu")
+    warm.fit(x[:150], y[:150], 5)
+    cold.fit(x, y, 5)
+    warm.fit(x, y, 5)
+    f = lambda s: svm_objective(s.coef.T.astype(np.float64), s.intercept.astype(np.float64), x, y, 1.0, None)  # noqa: E731
+    assert abs(f(warm) - f(cold)) / f(cold) <= 1e-4
