@@ -78,7 +78,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
             af = random_af if k == 0 else acquire  # iteration 0 is random (paper §III)
             selection = af(
                 scores=scores, features=features, labels=pool.known_labels(), labeled_mask=pool.labeled_mask,
-                budget=per_iteration, rng=rng,
+                n_classes=n_classes, budget=per_iteration, rng=rng,
             )
             check_selection(selection, pool.labeled_mask, per_iteration)
             pool.label(selection.indices, k)

@@ -22,7 +22,7 @@ def inputs(seed=0, n_labeled=60):
     scores[np.arange(N), y] += 1.5
     labeled = np.zeros(N, dtype=bool)
     labeled[rng.choice(N, n_labeled, replace=False)] = True
-    return dict(scores=scores, features=features, labels=np.where(labeled, y, -1), labeled_mask=labeled)
+    return dict(scores=scores, features=features, labels=np.where(labeled, y, -1), labeled_mask=labeled, n_classes=C)
 
 
 @pytest.fixture(params=AFS)

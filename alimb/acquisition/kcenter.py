@@ -1,0 +1,83 @@
+"""k-center greedy (Sener & Savarese's coreset, paper Eq. 2) in torch, on CPU or GPU.
+
+Squared Euclidean distances from precomputed norms: the candidates are stored feature-major
+(d, m), so each pick costs one matrix-vector product over them plus an in-place minimum. The
+initial distances to the existing centers are computed in chunks; no candidates x centers matrix
+is ever held whole, so memory stays O(m * d).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from alimb.acquisition.base import Selection, unlabeled_candidates
+
+CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of the initial center x candidate distances
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def kcenter_greedy(
+    features: np.ndarray | torch.Tensor,
+    candidates: np.ndarray,
+    centers: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """Pick k of `candidates` (absolute indices), each the farthest from its nearest center so far.
+
+    `centers` are the initial centers (absolute indices; may be empty: the first pick is then
+    random). Every pick becomes a center. Ties go to the candidate first in a random order drawn
+    from `rng`.
+    """
+    assert k <= candidates.size, "cannot pick more candidates than there are"
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    device = pick_device(device)
+    candidates = candidates[rng.permutation(candidates.size)]  # random tie-break: argmax takes the first
+    feats = torch.as_tensor(features)
+    xc = feats[torch.as_tensor(candidates)].to(device, torch.float32).T.contiguous()  # (d, m) feature-major
+    norms = (xc * xc).sum(dim=0)  # (m,)
+    nearest = _initial_min_distances(feats, centers, xc, norms)  # (m,) squared distance to nearest center
+    picks = np.empty(k, dtype=np.int64)
+    for i in range(k):
+        if nearest is None:  # no center yet: the first pick is random
+            j = int(rng.integers(candidates.size))
+            nearest = torch.full_like(norms, float("inf"))
+        else:
+            j = int(torch.argmax(nearest))
+        picks[i] = candidates[j]
+        center = xc[:, j]
+        distance = torch.addmv(norms, xc.T, center, alpha=-2.0).add_(norms[j])  # ||x||^2 - 2 x.c + ||c||^2
+        torch.minimum(nearest, distance, out=nearest)
+        nearest[j] = -1.0  # a center is never picked again
+    return picks
+
+
+def _initial_min_distances(
+    feats: torch.Tensor, centers: np.ndarray, xc: torch.Tensor, norms: torch.Tensor
+) -> torch.Tensor | None:
+    """Squared distance of every candidate to its nearest initial center, in chunks of centers."""
+    if centers.size == 0:
+        return None
+    nearest = torch.full_like(norms, float("inf"))
+    step = max(1, CHUNK_ELEMENTS // norms.numel())
+    for start in range(0, centers.size, step):
+        block = feats[torch.as_tensor(centers[start:start + step])].to(xc.device, torch.float32)  # (b, d)
+        distances = torch.addmm(norms[None, :], block, xc, alpha=-2.0).add_((block * block).sum(1, keepdim=True))
+        torch.minimum(nearest, distances.min(dim=0).values, out=nearest)
+    return nearest
+
+
+def coreset(
+    *, features: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator, device: str = "auto", **_
+) -> Selection:
+    """k-center greedy over the unlabeled pool with every labeled sample as an initial center."""
+    candidates = unlabeled_candidates(labeled_mask, budget)
+    return Selection(kcenter_greedy(features, candidates, np.flatnonzero(labeled_mask), budget, rng, device))

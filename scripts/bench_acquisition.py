@@ -1,0 +1,184 @@
+"""Coreset and DMCS speed and memory, and a whole paper-size AL run, in one run.
+
+    .venv/bin/python scripts/bench_acquisition.py [--pool 50000] [--dim 512] [--labeled 4000] [--picks 500]
+
+1. coreset (k-center greedy) on pool x dim, `labeled` initial centers, `picks` picks: the greedy
+   loop's time vs the memory-bandwidth bound (bytes the loop must read / read bandwidth measured
+   here), and vs a per-pick torch.cdist implementation (the common one in peer libraries);
+   peak memory of a coreset call, measured in a child process, vs the pool's own size.
+2. DMCS-rand for one iteration of that pool with 100 classes vs plain coreset.
+3. A paper-size run: synthetic 17168 x 512, 100 classes at ir 0.74, cs_svm + dmcs_rand, 16 x 500.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import time
+
+import numpy as np
+import torch
+
+from alimb.acquisition import coreset, margin, minority_sampling, random
+from alimb.acquisition.minority import diverse
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def read_bandwidth(nbytes: int, device: torch.device, repeats: int = 10) -> float:
+    """Bytes per second of a streaming read (a sum) over a buffer of `nbytes`, best of `repeats`."""
+    buf = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
+    best = min(timed(torch.sum, buf)[1] for _ in range(repeats))
+    return buf.numel() * 4 / best
+
+
+def cdist_kcenter(features: torch.Tensor, candidates: np.ndarray, centers: np.ndarray, k: int, chunk: int = 512):
+    """The common implementation: torch.cdist of the pool to the centers, then per pick to the new center."""
+    x = features[torch.as_tensor(candidates)]
+    nearest = torch.full((x.shape[0],), float("inf"))
+    for s in range(0, centers.size, chunk):
+        nearest = torch.minimum(nearest, torch.cdist(x, features[torch.as_tensor(centers[s:s + chunk])]).min(1).values)
+    picks = []
+    for _ in range(k):
+        j = int(torch.argmax(nearest))
+        picks.append(int(candidates[j]))
+        nearest = torch.minimum(nearest, torch.cdist(x, x[j:j + 1]).squeeze(1))
+    return picks
+
+
+def pool_data(n: int, d: int, n_classes: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    means = rng.standard_normal((n_classes, d), dtype=np.float32) * np.float32(6 / np.sqrt(2 * d))
+    x = rng.standard_normal((n, d), dtype=np.float32) + means[y]
+    return x, y
+
+
+def _peak_rss_child(n, d, labeled, picks, queue):
+    x, _ = pool_data(n, d, 100)
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(0).choice(n, labeled, replace=False)] = True
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    coreset(features=x, labeled_mask=mask, budget=picks, rng=np.random.default_rng(0), device="cpu")
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    queue.put(after - before)
+
+
+def peak_memory(n: int, d: int, labeled: int, picks: int) -> int:
+    """Growth of the peak RSS during one coreset call, in a fresh child process (bytes)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak_rss_child, args=(n, d, labeled, picks, queue))
+    proc.start()
+    grew = queue.get()
+    proc.join()
+    return grew
+
+
+def paper_size_run() -> dict:
+    from hydra import compose, initialize_config_dir
+
+    from alimb.loop import run_experiment
+    from alimb.run import CONFIG_DIR
+    import tempfile
+
+    overrides = [
+        "dataset=synthetic", "dataset.loader.n_classes=100", "dataset.loader.n_per_class=500",
+        "dataset.loader.test_per_class=100", "dataset.loader.dim=512", "dataset.loader.separation=6",
+        "imbalance=paper", "scheme=cs_svm", "acquisition=dmcs_rand", "al.iterations=16", "al.per_iteration=500",
+    ]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        records = run_experiment(cfg, tmp)
+        seconds = time.perf_counter() - t0
+    phases = {p: sum(r["seconds"][p] for r in records) for p in ("select", "train", "score")}
+    return {
+        "command": "alimb " + " ".join(overrides), "seconds_total": seconds, "seconds_by_phase": phases,
+        "final_accuracy": records[-1]["accuracy"], "final_labeled_ir": records[-1]["labeled_ir"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", type=int, default=50_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--labeled", type=int, default=4000)
+    parser.add_argument("--picks", type=int, default=500)
+    parser.add_argument("--cdist-picks", type=int, default=500, help="picks timed for the cdist implementation")
+    parser.add_argument("--skip-run", action="store_true", help="skip the paper-size AL run")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    n, d = args.pool, args.dim
+    x, y = pool_data(n, d, 100)
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(0).choice(n, args.labeled, replace=False)] = True
+    m = n - args.labeled
+    report: dict = {"device": str(device), "torch_threads": torch.get_num_threads(), "pool": [n, d], "labeled": args.labeled}
+
+    # 1. coreset: the loop alone (initial pass separated by timing a 0-pick... no: a 1-pick call)
+    kw = dict(features=x, labeled_mask=mask, rng=np.random.default_rng(0), device=str(device))
+    coreset(**kw, budget=1)  # warm-up
+    _, t_one = timed(coreset, **{**kw, "rng": np.random.default_rng(0)}, budget=1)
+    sel, t_all = timed(coreset, **{**kw, "rng": np.random.default_rng(0)}, budget=args.picks)
+    loop_seconds = (t_all - t_one) * args.picks / (args.picks - 1)  # the greedy picks, without the set-up
+    loop_bytes = args.picks * m * (d + 2) * 4  # every pick reads the (d, m) candidates, their norms, the minima
+    bandwidth = read_bandwidth(m * d * 4, device)
+    bound = loop_bytes / bandwidth
+    report["coreset"] = {
+        "seconds_total": t_all, "seconds_setup_and_first_pick": t_one, "seconds_loop": loop_seconds,
+        "loop_gb_read": loop_bytes / 1e9, "read_bandwidth_gb_s": bandwidth / 1e9, "seconds_bandwidth_bound": bound,
+        "loop_vs_bound": loop_seconds / bound,
+    }
+
+    # the per-pick cdist implementation, on the same problem
+    feats = torch.from_numpy(x)
+    cand, centers = np.flatnonzero(~mask), np.flatnonzero(mask)
+    k = min(args.cdist_picks, args.picks)
+    _, t_cdist = timed(cdist_kcenter, feats, cand, centers, k)
+    t_cdist_full = t_cdist if k == args.picks else None
+    report["cdist"] = {"seconds": t_cdist, "picks": k, "coreset_speedup": (t_cdist / (t_one + loop_seconds * (k - 1) / args.picks))}
+    if t_cdist_full is not None:
+        report["cdist"]["coreset_speedup_same_picks"] = t_cdist / t_all
+
+    # peak memory
+    grew = peak_memory(n, d, args.labeled, args.picks) if device.type == "cpu" else None
+    report["memory"] = {
+        "pool_bytes": n * d * 4, "coreset_peak_rss_growth_bytes": grew,
+        "growth_over_pool": None if grew is None else grew / (n * d * 4),
+        "pool_x_labeled_matrix_bytes": m * args.labeled * 4,
+    }
+
+    # 2. DMCS-rand, one iteration: predictions of a linear model trained on the labeled part
+    from alimb.schemes.svm import LinearSVMScheme
+
+    svm = LinearSVMScheme(class_weight="balanced")
+    svm.fit(x[mask], y[mask], 100)
+    scores = svm.scores(x)
+    known = np.where(mask, y, -1)
+    args_af = dict(scores=scores, features=x, labels=known, labeled_mask=mask, n_classes=100, budget=args.picks)
+    dm, t_dmcs = timed(minority_sampling, **args_af, rng=np.random.default_rng(0), within=diverse, auxiliary=random)
+    _, t_core = timed(coreset, **args_af, rng=np.random.default_rng(0))
+    _, t_margin = timed(margin, **args_af, rng=np.random.default_rng(0))
+    report["dmcs_rand"] = {
+        "seconds": t_dmcs, "coreset_seconds": t_core, "ratio_to_coreset": t_dmcs / t_core,
+        "n_quota": dm.n_quota, "n_auxiliary": dm.n_auxiliary, "margin_seconds": t_margin,
+    }
+
+    # 3. the paper-size run
+    if not args.skip_run:
+        report["paper_size_run"] = paper_size_run()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
