@@ -16,7 +16,8 @@ from alimb.data.imbalance import induce
 from alimb.errors import UserError
 from alimb.metrics import area_under_curve, evaluate
 from alimb.pool import Pool, imbalance_ratio, minority_classes
-from alimb.records import RunRecorder, save_npy_atomic
+from alimb import state
+from alimb.records import RunRecorder, read_records, save_npy_atomic
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def check_selection(selection: Selection, labeled_mask: np.ndarray, budget: int)
 
 
 def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
-    """Run one AL experiment; write records.jsonl, summary.json and the pool state to `run_dir`."""
+    """Run (or resume) one AL experiment; write records.jsonl, summary.json and the pool state to `run_dir`."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise UserError(f"missing required value: {', '.join(missing)}; set it on the command line, e.g. {missing[0]}=...")
@@ -57,22 +58,34 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
     seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # one generator per iteration
 
-    recorder = RunRecorder(run_dir)
-    save_npy_atomic(recorder.run_dir / "pool_indices.npy", keep)
+    run_dir = Path(run_dir)
+    status = state.prepare(run_dir, cfg)
+    if status == "done":
+        log.info("%s already holds this completed run: nothing to do (overwrite=true runs it again)", run_dir)
+        return read_records(run_dir)
+    records: list[dict] = []
+    if status == "resume":
+        labeled_round, records, scheme_state = state.load(run_dir)
+        pool.labeled_round[:] = labeled_round
+        scheme.load_state_dict(scheme_state)
+        log.info("resuming after iteration %d of %d", len(records), iterations)
+    recorder = RunRecorder(run_dir, records)
+    save_npy_atomic(run_dir / "pool_indices.npy", keep)
     logger = build(cfg.logger)
     logger.start(
-        OmegaConf.to_container(cfg, resolve=True), name=Path(run_dir).name, group=f"{cfg.name}/{cfg.dataset.name}",
-        tags=[cfg.acquisition.name, cfg.scheme.name], run_dir=recorder.run_dir,
+        OmegaConf.to_container(cfg, resolve=True), name=run_dir.name, group=f"{cfg.name}/{cfg.dataset.name}",
+        tags=[cfg.acquisition.name, cfg.scheme.name], run_dir=run_dir,
     )
     log.info(
         "pool: %d samples, %d classes, ir %.3f; test: %d; %d iterations x %d",
         len(pool), n_classes, imbalance_ratio(pool.pool_counts()), len(data.test_y), iterations, per_iteration,
     )
-    records: list[dict] = []
     summary = None
     scores = features = None
+    if 0 < len(records) < iterations:  # the model restored from the state scores the pool, as it did then
+        scores, features = scheme.scores(pool_x), scheme.features(pool_x)
     try:
-        for k in range(iterations):
+        for k in range(len(records), iterations):
             rng = np.random.default_rng(seeds[k])
             t0 = time.perf_counter()
             af = random_af if k == 0 else acquire  # iteration 0 is random (paper §III)
@@ -102,15 +115,16 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
                 "scheme": cfg.scheme.name,
                 "seconds": {"select": t1 - t0, "train": t2 - t1, "score": t3 - t2},
             }
+            records.append(record)
+            state.save(run_dir, pool.labeled_round, records, scheme.state_dict())
             recorder.write(record)
             logger.log(record)
-            records.append(record)
             log.info(
                 "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  (select %.2fs train %.2fs score %.2fs)",
                 k + 1, iterations, labeled.size, metrics["accuracy"], metrics["macro_f1"], record["labeled_ir"],
                 t1 - t0, t2 - t1, t3 - t2,
             )
-        save_npy_atomic(recorder.run_dir / "labeled_round.npy", pool.labeled_round)
+        save_npy_atomic(run_dir / "labeled_round.npy", pool.labeled_round)
         summary = {
             "final_accuracy": records[-1]["accuracy"],
             "final_macro_f1": records[-1]["macro_f1"],
@@ -121,7 +135,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
         recorder.finish(summary)
-        log.info("done: final accuracy %.4f, AUC %.4f -> %s", summary["final_accuracy"], summary["auc"], recorder.run_dir)
+        log.info("done: final accuracy %.4f, AUC %.4f -> %s", summary["final_accuracy"], summary["auc"], run_dir)
     finally:
         logger.finish(summary)
     return records

@@ -39,13 +39,14 @@ def _jsonable(value: Any) -> Any:
 class RunRecorder:
     """`records.jsonl` (one line per iteration) and, once the run completes, `summary.json`."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, records: list[dict] = ()):
+        """Start `records.jsonl` over with `records` (those of the iterations already completed)."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.records_path = self.run_dir / "records.jsonl"
         self.summary_path = self.run_dir / "summary.json"
         self.summary_path.unlink(missing_ok=True)  # a summary only ever describes a completed run
-        self.records_path.write_text("")
+        write_atomic(self.records_path, "".join(json.dumps(_jsonable(r)) + "\n" for r in records))
 
     def write(self, record: dict) -> None:
         with open(self.records_path, "a") as f:

@@ -29,10 +29,13 @@ class WandbLogger:
     def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None) -> None:
         import wandb
 
+        id_file = Path(run_dir or ".") / "wandb_id"  # a resumed run continues its own W&B run
+        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        id_file.write_text(run_id)
         try:
             self.run = wandb.init(
                 project=self.project, entity=self.entity, mode=self.mode, config=config, name=name, group=group,
-                tags=tags, dir=str(self.dir or run_dir or "."), reinit="finish_previous",
+                tags=tags, dir=str(self.dir or run_dir or "."), reinit="finish_previous", id=run_id, resume="allow",
             )
         except Exception as err:  # noqa: BLE001 - any failure to reach W&B must not end the experiment
             log.warning("W&B could not start (%s); continuing with local records only", str(err).splitlines()[0])

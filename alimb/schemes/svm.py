@@ -69,6 +69,24 @@ class LinearSVMScheme:
         self.coef, self.intercept, self._absent = coef, intercept, np.isnan(intercept)
         self.intercept = np.nan_to_num(intercept)
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """What a resumed run needs to continue exactly: the solution (and the warm start)."""
+        if self.coef is None:
+            return {}
+        state = {"coef": self.coef, "intercept": self.intercept}
+        if self._w is not None:
+            state["w"] = self._w.cpu().numpy()
+        if self.solver == "liblinear":
+            state["absent"] = self._absent
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.coef, self.intercept = state.get("coef"), state.get("intercept")
+        if "w" in state:
+            self._w = torch.as_tensor(state["w"], device=self.device)
+        if "absent" in state:
+            self._absent = state["absent"]
+
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Decision values (n, K)."""
         if self.coef is None:

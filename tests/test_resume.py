@@ -1,0 +1,90 @@
+"""Runs survive interruption: resume from the last completed iteration, identical results."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from alimb.errors import UserError
+from alimb.loop import run_experiment
+from alimb.records import read_records
+from tests.conftest import SMALL
+
+# slow enough per iteration (~0.1-0.2 s) that a kill lands in the middle of the run
+SLOWER = (
+    "dataset=synthetic", "dataset.loader.n_classes=30", "dataset.loader.n_per_class=300",
+    "dataset.loader.test_per_class=10", "dataset.loader.dim=128", "al.iterations=12", "al.per_iteration=100",
+    "acquisition=dmcs_marg",
+)
+
+
+def without_timings(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_rerunning_a_finished_run_does_nothing(make_cfg, tmp_path, caplog):
+    first = run_experiment(make_cfg(*SMALL), tmp_path)
+    stamp = (tmp_path / "summary.json").stat().st_mtime_ns
+    with caplog.at_level("INFO"):
+        again = run_experiment(make_cfg(*SMALL), tmp_path)
+    assert "nothing to do" in caplog.text
+    assert (tmp_path / "summary.json").stat().st_mtime_ns == stamp
+    assert without_timings(again) == without_timings(json.loads(json.dumps(first)))
+
+
+def test_a_directory_with_another_config_is_refused_unless_overwrite(make_cfg, tmp_path):
+    run_experiment(make_cfg(*SMALL), tmp_path)
+    with pytest.raises(UserError, match="different config \\(differs in: seed\\).*overwrite=true"):
+        run_experiment(make_cfg(*SMALL, "seed=9"), tmp_path)
+    records = run_experiment(make_cfg(*SMALL, "seed=9", "overwrite=true"), tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["config"]["seed"] == 9
+    assert len(read_records(tmp_path)) == len(records)
+
+
+def test_resume_from_a_saved_state_matches_an_uninterrupted_run(make_cfg, tmp_path):
+    """Interrupt by hand after 3 iterations (state file of iteration 2 and partial records kept)."""
+    full = run_experiment(make_cfg(*SMALL), tmp_path / "full")
+    run_experiment(make_cfg(*SMALL, "al.iterations=3"), tmp_path / "cut")  # same seeds for iterations 0-2
+    state = json.loads((tmp_path / "cut" / "config.json").read_text())
+    state["al"]["iterations"] = 6  # make the directory hold the 6-iteration config, as if killed after iteration 2
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(state))
+    (tmp_path / "cut" / "summary.json").unlink()
+    resumed = run_experiment(make_cfg(*SMALL), tmp_path / "cut")
+    assert without_timings(resumed) == without_timings(full)
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "cut" / "labeled_round.npy"), np.load(tmp_path / "full" / "labeled_round.npy")
+    )
+
+
+def test_sigkill_mid_run_then_resume_is_identical_to_an_uninterrupted_run(tmp_path):
+    def command(run_dir):
+        return [sys.executable, "-m", "alimb.run", *SLOWER, f"hydra.run.dir={run_dir}"]
+
+    reference = subprocess.run(command(tmp_path / "reference"), cwd=tmp_path, capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr
+
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(command(run_dir), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = run_dir / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if records.exists() and records.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "summary.json").exists(), "the run finished before it could be killed"
+    completed_before_kill = len(read_records(run_dir))
+    assert 4 <= completed_before_kill < 12
+
+    resumed = subprocess.run(command(run_dir), cwd=tmp_path, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after iteration {completed_before_kill}" in resumed.stdout + resumed.stderr
+    assert without_timings(read_records(run_dir)) == without_timings(read_records(tmp_path / "reference"))
+    np.testing.assert_array_equal(
+        np.load(run_dir / "labeled_round.npy"), np.load(tmp_path / "reference" / "labeled_round.npy")
+    )
