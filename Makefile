@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: install
 	$(BIN)/alimb
+	$(BIN)/alimb-report outputs/default/digits --out outputs/default/report
 
 test: install
 	WANDB_MODE=offline $(BIN)/python -m pytest

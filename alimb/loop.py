@@ -14,6 +14,7 @@ from alimb.acquisition import random as random_af
 from alimb.config import build
 from alimb.data.imbalance import induce
 from alimb.errors import UserError
+from alimb.features import featurize
 from alimb.metrics import area_under_curve, evaluate
 from alimb.pool import Pool, imbalance_ratio, minority_classes
 from alimb import state
@@ -49,7 +50,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise UserError(f"missing required value: {', '.join(missing)}; set it on the command line, e.g. {missing[0]}=...")
-    data = build(cfg.dataset.loader)
+    data = featurize(build(cfg.dataset.loader), build(cfg.backbone), cfg.cache_dir)
     n_classes = data.n_classes
     keep = induce(data.train_y, n_classes, build(cfg.imbalance, drop=("name", "seed")), cfg.imbalance.seed)  # absolute into train split
     pool_x, pool = data.train_x[keep], Pool(data.train_y[keep], n_classes)

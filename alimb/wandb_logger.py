@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class WandbLogger:
         import wandb
 
         id_file = Path(run_dir or ".") / "wandb_id"  # a resumed run continues its own W&B run
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         id_file.write_text(run_id)
         try:
             self.run = wandb.init(

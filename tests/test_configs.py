@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from alimb.config import build
 from alimb.run import CONFIG_DIR
 
-GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "logger"]
+GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "backbone", "logger"]
 
 
 def options(group):
@@ -20,6 +20,8 @@ def test_every_option_composes_and_builds(make_cfg, group, option, tmp_path):
     overrides = [f"{group}={option}"]
     if option == "embeddings":
         overrides.append(f"dataset.loader.path={tmp_path / 'x.npz'}")  # built lazily by the loader; path only
+    if option == "image_folder":
+        overrides.append(f"dataset.loader.root={tmp_path}")
     if group == "imbalance" and option == "paper":
         overrides.append("dataset=synthetic")
     if group == "imbalance" and option == "counts":

@@ -110,6 +110,11 @@ class Exponential:
         )
 
 
+def paper_preset(preset: dict | None) -> "Exponential | NoImbalance":
+    """The paper's Table I targets of a dataset ({target_ir, total}); none (null): its own imbalance (MIT-67)."""
+    return NoImbalance() if preset is None else Exponential(order="random", **preset)
+
+
 class Step:
     """Step profile (Buda et al.): a fraction of the classes are minority, rho times smaller than the rest."""
 

@@ -1,0 +1,114 @@
+"""Image datasets before feature extraction: the images of each split, their labels, and a cache key.
+
+An `ImageSet` is either in memory (uint8 array, e.g. CIFAR) or a list of files decoded on demand
+(Food-101, MIT-67, image folders). `image_folder` loads one sub-folder per class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from alimb.data.dataset import balanced_split
+from alimb.errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class BadImage(Exception):
+    """An image file that cannot be decoded."""
+
+
+@dataclass
+class ImageSet:
+    """The images of one split: `arrays` (n, H, W, 3) uint8 in memory, or `paths` decoded on demand."""
+
+    labels: np.ndarray  # (n,) int64
+    arrays: np.ndarray | None = None
+    paths: list[Path] | None = None
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        assert (self.arrays is None) != (self.paths is None), "an image set holds arrays or paths"
+        assert len(self) == len(self.labels), "one label per image"
+
+    def __len__(self) -> int:
+        return len(self.arrays) if self.arrays is not None else len(self.paths)
+
+    def image(self, i: int) -> np.ndarray:
+        """Image i as (H, W, 3) uint8; BadImage if its file cannot be decoded."""
+        if self.arrays is not None:
+            return self.arrays[i]
+        try:
+            with Image.open(self.paths[i]) as img:
+                return np.asarray(img.convert("RGB"))
+        except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
+            raise BadImage(f"{self.paths[i]}: {err}") from None
+
+    def describe(self, i: int) -> str:
+        return str(self.paths[i]) if self.paths is not None else f"image #{i}"
+
+    def subset(self, idx: np.ndarray) -> "ImageSet":
+        if self.arrays is not None:
+            return ImageSet(self.labels[idx], arrays=self.arrays[idx])
+        return ImageSet(self.labels[idx], paths=[self.paths[i] for i in idx])
+
+
+@dataclass
+class ImageDataset:
+    """Training (pool) and test images, before features; `key` names it in the feature cache."""
+
+    train: ImageSet
+    test: ImageSet
+    class_names: list[str]
+    key: str  # e.g. "cifar100-<hash of root>"
+    on_bad_image: str = "skip"  # skip (and count) or fail
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+def root_key(name: str, root: Path) -> str:
+    """A cache key for a dataset read from `root`: its name and a short hash of the absolute path."""
+    import hashlib
+
+    return f"{name}-{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:10]}"
+
+
+def list_class_folders(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    """(class names, image paths, labels) of a folder with one sub-folder of images per class."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths += files
+        labels += [label] * len(files)
+    return classes, paths, np.asarray(labels, dtype=np.int64)
+
+
+def image_folder(
+    root: str, test_root: str | None = None, test_per_class: int = 10, split_seed: int = 0, on_bad_image: str = "skip"
+) -> ImageDataset:
+    """`root/<class>/*.jpg`; the test split from `test_root` (same layout) or a seeded balanced split."""
+    root_path = Path(root).expanduser()
+    if not root_path.is_dir():
+        raise UserError(f"image folder not found: {root_path}; set dataset.loader.root to a folder with one sub-folder per class")
+    classes, paths, labels = list_class_folders(root_path)
+    if len(classes) < 2 or not paths:
+        raise UserError(f"{root_path} needs at least two class sub-folders with images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if test_root:
+        test_classes, test_paths, test_labels = list_class_folders(Path(test_root).expanduser())
+        if test_classes != classes:
+            raise UserError(f"the class folders of {test_root} differ from those of {root_path}")
+        train, test = ImageSet(labels, paths=paths), ImageSet(test_labels, paths=test_paths)
+    else:
+        tr, te = balanced_split(labels, test_per_class, np.random.default_rng(split_seed))
+        whole = ImageSet(labels, paths=paths)
+        train, test = whole.subset(tr), whole.subset(te)
+    key = root_key("image_folder", root_path) + (f"-t{test_per_class}s{split_seed}" if not test_root else "")
+    return ImageDataset(train, test, classes, key, on_bad_image)

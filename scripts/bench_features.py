@@ -1,0 +1,86 @@
+"""Feature-extraction throughput: the full path (decode, resize, normalise, model) vs the model alone.
+
+    .venv/bin/python scripts/bench_features.py [--n 2048] [--weights null]
+
+For CIFAR-size images (in-memory uint8, upsampled to 224 on the device) and 224-px JPEG files
+(decoded by loader workers), images/s of `alimb.features.extract` vs the backbone alone on
+pre-loaded, pre-normalised tensors already on the device (the bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from alimb.backbone import TorchvisionBackbone
+from alimb.data.images import ImageSet
+from alimb.features import extract
+
+
+def bound(backbone: TorchvisionBackbone, model: torch.nn.Module, n: int) -> float:
+    """Images/s of the model alone on normalised (B, 3, res, res) tensors already on the device."""
+    x = torch.randn(backbone.batch_size, 3, backbone.resolution, backbone.resolution, device=backbone.device)
+    if backbone.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=backbone.device.type == "cuda")
+    with torch.inference_mode(), autocast:
+        model(x)  # warm-up
+        if backbone.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(max(1, n // backbone.batch_size)):
+            model(x).float().cpu()
+        if backbone.device.type == "cuda":
+            torch.cuda.synchronize()
+    return max(1, n // backbone.batch_size) * backbone.batch_size / (time.perf_counter() - t0)
+
+
+def full_path(backbone: TorchvisionBackbone, model: torch.nn.Module, images: ImageSet) -> float:
+    extract(images.subset(np.arange(min(len(images), backbone.batch_size))), backbone, model)  # warm-up
+    t0 = time.perf_counter()
+    features, bad = extract(images, backbone, model)
+    assert not bad and len(features) == len(images)
+    return len(images) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1024, help="images per measurement")
+    parser.add_argument("--weights", default="null", help="IMAGENET1K_V1 needs a download; null: random weights")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    weights = None if args.weights == "null" else args.weights
+    backbone = TorchvisionBackbone(weights=weights, batch_size=args.batch_size, num_workers=args.workers)
+    model = backbone.build()
+    rng = np.random.default_rng(0)
+    report = {"device": str(backbone.device), "torch_threads": torch.get_num_threads(), "images": args.n,
+              "batch_size": args.batch_size, "workers": args.workers}
+    model_only = bound(backbone, model, args.n)
+    report["model_alone_images_per_s"] = model_only
+
+    cifar = ImageSet(np.zeros(args.n, dtype=np.int64), arrays=rng.integers(0, 256, (args.n, 32, 32, 3), dtype=np.uint8))
+    speed = full_path(backbone, model, cifar)
+    report["cifar_32px"] = {"images_per_s": speed, "fraction_of_bound": speed / model_only}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(args.n):
+            path = Path(tmp) / f"{i}.jpg"
+            Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(path, quality=90)
+            paths.append(path)
+        files = ImageSet(np.zeros(args.n, dtype=np.int64), paths=paths)
+        speed = full_path(backbone, model, files)
+    report["jpeg_256px_to_224"] = {"images_per_s": speed, "fraction_of_bound": speed / model_only}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

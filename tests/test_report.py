@@ -1,0 +1,77 @@
+"""A sweep with the joblib launcher and offline W&B, then `alimb-report` on it."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from alimb.records import read_records
+from tests import wandb_offline
+from tests.conftest import SMALL
+
+
+def test_parallel_sweep_with_wandb_then_report(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    sweep = subprocess.run(
+        [sys.executable, "-m", "alimb.run", "-m", "hydra/launcher=parallel", "logger=wandb",
+         "acquisition=random,dmcs_rand", "seed=0,1", *SMALL],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    runs = sorted(p.parent for p in tmp_path.glob("outputs/default/**/summary.json"))
+    assert len(runs) == 4
+
+    for run in runs:  # the offline W&B run holds every iteration's metrics, against the labeled count
+        records = read_records(run)
+        (wandb_file,) = run.glob("wandb/offline-run-*/run-*.wandb")
+        logged = wandb_offline.history(wandb_file)
+        assert [row["n_labeled"] for row in logged] == [r["n_labeled"] for r in records]
+        assert [row["accuracy"] for row in logged] == [r["accuracy"] for r in records]
+        assert [row["labeled_ir"] for row in logged] == [r["labeled_ir"] for r in records]
+
+    # one more run left unfinished: reported apart, not averaged
+    unfinished = tmp_path / "outputs/default/synthetic/exp0.75/random/cs_svm/seed7"
+    unfinished.mkdir(parents=True)
+    finished = tmp_path / "outputs/default/synthetic/exp0.75/random/cs_svm/seed0"
+    (unfinished / "config.json").write_text((finished / "config.json").read_text().replace('"seed": 0', '"seed": 7'))
+    (unfinished / "records.jsonl").write_text((finished / "records.jsonl").read_text().splitlines(True)[0])
+
+    out = tmp_path / "report"
+    rep = subprocess.run(
+        [sys.executable, "-m", "alimb.report", str(tmp_path / "outputs"), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert rep.returncode == 0, rep.stderr
+    assert "5 runs (1 unfinished" in rep.stdout
+    for figure in ("accuracy_synthetic_exp0.75.png", "labeled_ir_synthetic_exp0.75.png"):
+        assert (out / figure).stat().st_size > 10_000
+
+    with open(out / "results.csv") as f:
+        rows = {row["acquisition"]: row for row in csv.DictReader(f)}
+    for af in ("random", "dmcs_rand"):
+        finals = [read_records(tmp_path / f"outputs/default/synthetic/exp0.75/{af}/cs_svm/seed{s}")[-1] for s in (0, 1)]
+        acc = np.array([r["accuracy"] for r in finals])
+        ir = np.array([r["labeled_ir"] for r in finals])
+        assert float(rows[af]["final_accuracy_mean"]) == acc.mean()
+        assert float(rows[af]["final_accuracy_std"]) == acc.std(ddof=1)
+        assert float(rows[af]["final_labeled_ir_mean"]) == ir.mean()
+        assert int(rows[af]["seeds"]) == 2
+    assert rows["random"]["partial_runs"] == "1" and rows["dmcs_rand"]["partial_runs"] == "0"
+    table = (out / "results.md").read_text()
+    assert "2 (+1 unfinished, not included)" in table
+
+
+def test_wandb_unreachable_warns_and_the_run_completes(tmp_path):
+    env = {
+        **os.environ, "WANDB_MODE": "online", "WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_API_KEY": "x" * 40,
+        "WANDB_INIT_TIMEOUT": "5",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "alimb.run", "logger=wandb", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (proc.stdout + proc.stderr).count("W&B could not start") == 1
+    assert len(read_records(tmp_path / "run")) == 6 and (tmp_path / "run" / "summary.json").exists()
