@@ -64,38 +64,63 @@ def extract(images: ImageSet, backbone, model: torch.nn.Module, label: str = "")
     return np.concatenate(chunks).astype(np.float32), bad
 
 
-def cached_features(
-    dataset: ImageDataset, split: str, backbone, cache_dir: Path, model_box: dict
-) -> tuple[np.ndarray, list[int]]:
-    """Features of one split from the cache (memory-mapped), extracting them under a lock if missing."""
-    folder = Path(cache_dir).expanduser() / dataset.key
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{split}-{backbone.cache_name}.npy"
+def cached_array(path: Path, compute) -> tuple[np.ndarray, list]:
+    """(array, bad images) from `path` (memory-mapped), computing it under a file lock if missing.
+
+    `compute() -> (array, bad)`; the .npy appears whole and last, so its presence marks completion.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     bad_path = path.with_suffix(".bad.json")
     if not path.exists():
         with FileLock(str(path) + ".lock"):
-            if not path.exists():  # not extracted meanwhile by another job
-                if "model" not in model_box:
-                    model_box["model"] = backbone.build()
-                log.info("extracting %s %s features with %s into %s", dataset.key, split, backbone.cache_name, path)
-                images = getattr(dataset, split)
-                features, bad = extract(images, backbone, model_box["model"], f"{dataset.key} {split}")
-                bad_path.write_text(json.dumps([[i, images.describe(i)] for i in bad]))
+            if not path.exists():  # not computed meanwhile by another job
+                array, bad = compute()
+                bad_path.write_text(json.dumps(bad))
                 tmp = path.with_name(f".{path.name}.tmp.npy")
-                np.save(tmp, features)
-                os.replace(tmp, path)  # the .npy appears whole, last: it marks a complete extraction
+                np.save(tmp, array)
+                os.replace(tmp, path)
     return np.load(path, mmap_mode="r"), [tuple(b) for b in json.loads(bad_path.read_text())]
 
 
-def featurize(data: ArrayDataset | ImageDataset, backbone, cache_dir: str | Path) -> ArrayDataset:
-    """The dataset as feature arrays: image datasets through the (cached) backbone, arrays as they are."""
+def decode(images: ImageSet, size: int, label: str = "") -> tuple[np.ndarray, list[int]]:
+    """Every image decoded once to uint8 (n, size, size, 3) (files resized); indices of undecodable ones."""
+    loader = torch.utils.data.DataLoader(_Images(images, size), batch_size=256, num_workers=2)
+    chunks, bad, done = [], [], 0
+    for batch, ok in loader:
+        chunks.append(batch.numpy())
+        bad += (done + np.flatnonzero(~ok.numpy())).tolist()
+        done += len(batch)
+    log.info("%s: decoded %d images at %d px", label, done, size)
+    return np.concatenate(chunks), bad
+
+
+def featurize(
+    data: ArrayDataset | ImageDataset, backbone, cache_dir: str | Path, images: bool = False
+) -> ArrayDataset:
+    """The dataset as arrays: image datasets through the (cached) backbone, feature datasets as they are.
+
+    With `images`, the uint8 images come too (in-memory ones as they are, files decoded once at the
+    backbone's resolution and cached), for schemes that fine-tune.
+    """
     if isinstance(data, ArrayDataset):
+        if images and data.train_images is None:
+            raise UserError("this scheme fine-tunes on images, but the dataset provides features only; "
+                            "use an image dataset (digits, cifar100, food101, mit67, image_folder)")
         return data
+    folder = Path(cache_dir).expanduser() / data.key
     model_box: dict = {}  # the model is built at most once, and only if some split must be extracted
     splits = {}
     for split in ("train", "test"):
-        features, bad = cached_features(data, split, backbone, cache_dir, model_box)
-        labels = getattr(data, split).labels
+        image_set = getattr(data, split)
+
+        def extract_split():
+            if "model" not in model_box:
+                model_box["model"] = backbone.build()
+            log.info("extracting %s %s features with %s", data.key, split, backbone.cache_name)
+            features, bad = extract(image_set, backbone, model_box["model"], f"{data.key} {split}")
+            return features, [[i, image_set.describe(i)] for i in bad]
+
+        features, bad = cached_array(folder / f"{split}-{backbone.cache_name}.npy", extract_split)
         if bad and data.on_bad_image == "fail":
             raise UserError(
                 f"cannot decode {bad[0][1]} ({len(bad)} unreadable {split} images); fix or remove them, "
@@ -103,6 +128,16 @@ def featurize(data: ArrayDataset | ImageDataset, backbone, cache_dir: str | Path
             )
         if bad:
             log.warning("skipped %d unreadable %s images, e.g. %s", len(bad), split, bad[0][1])
-        keep = np.setdiff1d(np.arange(len(labels)), [i for i, _ in bad])
-        splits[split] = (np.asarray(features[keep]), labels[keep])
-    return ArrayDataset(*splits["train"], *splits["test"], list(data.class_names))
+        keep = np.setdiff1d(np.arange(len(image_set)), [i for i, _ in bad])
+        def decode_split():
+            pixels, bad = decode(image_set, backbone.resolution, f"{data.key} {split}")
+            return pixels, [[i, image_set.describe(i)] for i in bad]
+
+        pixels = None
+        if images and image_set.arrays is not None:
+            pixels = image_set.arrays[keep]
+        elif images:
+            pixels = cached_array(folder / f"{split}-images{backbone.resolution}.npy", decode_split)[0][keep]
+        splits[split] = (np.asarray(features[keep]), image_set.labels[keep], pixels)
+    (train_x, train_y, train_img), (test_x, test_y, test_img) = splits["train"], splits["test"]
+    return ArrayDataset(train_x, train_y, test_x, test_y, list(data.class_names), train_img, test_img)

@@ -18,6 +18,7 @@ from alimb.features import featurize
 from alimb.metrics import area_under_curve, evaluate
 from alimb.pool import Pool, imbalance_ratio, minority_classes
 from alimb import state
+from alimb.schemes import Inputs
 from alimb.records import RunRecorder, read_records, save_npy_atomic
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,16 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise UserError(f"missing required value: {', '.join(missing)}; set it on the command line, e.g. {missing[0]}=...")
-    data = featurize(build(cfg.dataset.loader), build(cfg.backbone), cfg.cache_dir)
+    scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
+    data = featurize(build(cfg.dataset.loader), build(cfg.backbone), cfg.cache_dir, images=scheme.needs_images)
     n_classes = data.n_classes
     keep = induce(data.train_y, n_classes, build(cfg.imbalance, drop=("name", "seed")), cfg.imbalance.seed)  # absolute into train split
-    pool_x, pool = data.train_x[keep], Pool(data.train_y[keep], n_classes)
+    pool = Pool(data.train_y[keep], n_classes)
+    pool_in = Inputs(data.train_x[keep], None if data.train_images is None else data.train_images[keep])
+    test_in = Inputs(data.test_x, data.test_images)
     iterations, per_iteration = check_al(cfg.al, len(pool))
     pool_minority = minority_classes(pool.pool_counts())
-    scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
-    seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # one generator per iteration
+    seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # iteration k: its own (AF, scheme) generators
 
     run_dir = Path(run_dir)
     status = state.prepare(run_dir, cfg)
@@ -84,10 +87,10 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     summary = None
     scores = features = None
     if 0 < len(records) < iterations:  # the model restored from the state scores the pool, as it did then
-        scores, features = scheme.scores(pool_x), scheme.features(pool_x)
+        scores, features = scheme.score(pool_in)
     try:
         for k in range(len(records), iterations):
-            rng = np.random.default_rng(seeds[k])
+            rng, scheme_rng = (np.random.default_rng(s) for s in seeds[k].spawn(2))
             t0 = time.perf_counter()
             af = random_af if k == 0 else acquire  # iteration 0 is random (paper §III)
             selection = af(
@@ -98,11 +101,11 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
             pool.label(selection.indices, k)
             t1 = time.perf_counter()
             labeled = pool.labeled_idx
-            scheme.fit(pool_x[labeled], pool.labels[labeled], n_classes)
-            metrics = evaluate(data.test_y, scheme.predict(data.test_x), n_classes, pool_minority)
+            fitted = scheme.fit(pool_in.subset(labeled), pool.labels[labeled], n_classes, scheme_rng)
+            metrics = evaluate(data.test_y, scheme.predict(test_in), n_classes, pool_minority)
             t2 = time.perf_counter()
             if k < iterations - 1:  # scores and features of model k drive the selection of iteration k + 1
-                scores, features = scheme.scores(pool_x), scheme.features(pool_x)
+                scores, features = scheme.score(pool_in)
             t3 = time.perf_counter()
             counts = pool.class_counts()
             record = {
@@ -114,6 +117,8 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
                 "n_from_quota": selection.n_quota,
                 "n_from_auxiliary": selection.n_auxiliary,
                 "scheme": cfg.scheme.name,
+                "scheme_used": cfg.scheme.name,
+                **fitted,  # what the scheme reports (the switch: the scheme used, cross-validation scores)
                 "seconds": {"select": t1 - t0, "train": t2 - t1, "score": t3 - t2},
             }
             records.append(record)

@@ -159,7 +159,7 @@ def main() -> None:
     from alimb.schemes.svm import LinearSVMScheme
 
     svm = LinearSVMScheme(class_weight="balanced")
-    svm.fit(x[mask], y[mask], 100)
+    svm.fit_arrays(x[mask], y[mask], 100)
     scores = svm.scores(x)
     known = np.where(mask, y, -1)
     args_af = dict(scores=scores, features=x, labels=known, labeled_mask=mask, n_classes=100, budget=args.picks)

@@ -57,7 +57,7 @@ def main() -> None:
 
     def ours():
         scheme = LinearSVMScheme(class_weight="balanced", device=args.device)
-        scheme.fit(x, y, 100)
+        scheme.fit_arrays(x, y, 100)
         scores = scheme.scores(x_pool)
         if scheme.device.type == "cuda":
             torch.cuda.synchronize()

@@ -7,6 +7,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
 
 from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge, svm_objective
+from alimb.schemes import Inputs
 from alimb.schemes.svm import LinearSVMScheme
 
 
@@ -51,29 +52,29 @@ def test_scheme_scores_predict_and_absent_classes(solver):
     x, y = blobs()
     y[y == 4] = 3  # class 4 absent from the labeled set
     scheme = LinearSVMScheme(class_weight="balanced", solver=solver, device="cpu")
-    scheme.fit(x, y, n_classes=5)
+    scheme.fit_arrays(x, y, n_classes=5)
     scores = scheme.scores(x)
     assert scores.shape == (300, 5) and np.isfinite(scores).all()
-    assert (scheme.predict(x) != 4).all(), "a class with no labeled sample is never predicted"
-    assert (scheme.predict(x) == y).mean() > 0.8
-    np.testing.assert_array_equal(scheme.features(x), x)
+    assert (scheme.scores(x).argmax(1) != 4).all(), "a class with no labeled sample is never predicted"
+    assert (scheme.scores(x).argmax(1) == y).mean() > 0.8
+    np.testing.assert_array_equal(scheme.score(Inputs(features=x))[1], x)
 
 
 def test_torch_and_liblinear_schemes_agree():
     x, y = blobs(seed=1)
     a = LinearSVMScheme(class_weight="balanced", device="cpu")
     b = LinearSVMScheme(class_weight="balanced", solver="liblinear")
-    a.fit(x, y, 5)
-    b.fit(x, y, 5)
-    assert (a.predict(x) == b.predict(x)).mean() > 0.97
+    a.fit_arrays(x, y, 5)
+    b.fit_arrays(x, y, 5)
+    assert (a.predict(Inputs(features=x)) == b.predict(Inputs(features=x))).mean() > 0.97
 
 
 def test_warm_start_reaches_the_same_solution():
     x, y = blobs(seed=2)
     cold = LinearSVMScheme(device="cpu", warm_start=False)
     warm = LinearSVMScheme(device="cpu")
-    warm.fit(x[:150], y[:150], 5)
-    cold.fit(x, y, 5)
-    warm.fit(x, y, 5)
+    warm.fit_arrays(x[:150], y[:150], 5)
+    cold.fit_arrays(x, y, 5)
+    warm.fit_arrays(x, y, 5)
     f = lambda s: svm_objective(s.coef.T.astype(np.float64), s.intercept.astype(np.float64), x, y, 1.0, None)  # noqa: E731
     assert abs(f(warm) - f(cold)) / f(cold) <= 1e-4

@@ -18,6 +18,8 @@ class ArrayDataset:
     test_x: np.ndarray  # (n_test, ...)
     test_y: np.ndarray  # (n_test,)
     class_names: list[str] = field(default_factory=list)
+    train_images: np.ndarray | None = None  # (n_train, H, W, 3) uint8, for fine-tuning schemes
+    test_images: np.ndarray | None = None
 
     def __post_init__(self):
         self.train_y = np.asarray(self.train_y, dtype=np.int64)

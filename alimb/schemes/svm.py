@@ -7,6 +7,7 @@ import torch
 from sklearn.svm import LinearSVC
 
 from alimb.errors import UserError
+from alimb.schemes import Inputs
 from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge
 
 
@@ -18,7 +19,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 class LinearSVMScheme:
-    """One-vs-rest squared-hinge linear SVMs; `class_weight='balanced'` makes it CS-SVM."""
+    """One-vs-rest squared-hinge linear SVMs over F_g; `class_weight='balanced'` makes it CS-SVM."""
+
+    needs_images = False
 
     def __init__(
         self,
@@ -40,8 +43,12 @@ class LinearSVMScheme:
         self.intercept: np.ndarray | None = None  # (K,)
         self._w: torch.Tensor | None = None  # (d+1, K) torch solution kept for warm starts
 
-    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
-        """Train on the labeled features x: (n, d) and labels y: (n,)."""
+    def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator | None = None) -> dict:
+        """Train on the labeled samples' features (n, d) and labels y: (n,); deterministic (rng unused)."""
+        self.fit_arrays(inputs.features, y, n_classes)
+        return {}
+
+    def fit_arrays(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
         weights = balanced_class_weights(y, n_classes) if self.class_weight == "balanced" else np.ones(n_classes)
         if self.solver == "liblinear":
             self._fit_liblinear(x, y, n_classes)
@@ -87,8 +94,15 @@ class LinearSVMScheme:
         if "absent" in state:
             self._absent = state["absent"]
 
+    def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
+        """(decision values (n, K), F_g itself: the SVM works in the backbone's feature space)."""
+        return self.scores(inputs.features), np.asarray(inputs.features)
+
+    def predict(self, inputs: Inputs) -> np.ndarray:
+        return self.scores(inputs.features).argmax(axis=1)
+
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """Decision values (n, K)."""
+        """Decision values (n, K) of feature vectors x: (n, d)."""
         if self.coef is None:
             raise RuntimeError("scores() before fit()")
         values = np.asarray(x, dtype=np.float32) @ self.coef + self.intercept
@@ -96,9 +110,3 @@ class LinearSVMScheme:
             values[:, self._absent] = values[:, ~self._absent].min() - 1.0
         return values
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.scores(x).argmax(axis=1)
-
-    def features(self, x: np.ndarray) -> np.ndarray:
-        """The SVM works in F_g itself."""
-        return np.asarray(x)
