@@ -63,7 +63,7 @@ class TorchvisionBackbone:
                     f"cannot download {self.arch} {self.weights} weights ({str(err).splitlines()[0]}); fetch "
                     f"{weights.url} elsewhere and set backbone.weights_path=/path/to/{weights.url.rsplit('/', 1)[-1]}"
                 ) from None
-        _drop_classifier(model)
+        self.feature_dim = _drop_classifier(model)
         model.eval().to(self.device)
         if self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
@@ -80,11 +80,13 @@ class TorchvisionBackbone:
         return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
 
 
-def _drop_classifier(model: torch.nn.Module) -> None:
+def _drop_classifier(model: torch.nn.Module) -> int:
+    """Replace the classification layer by the identity; returns the feature dimension it took."""
     for name in ("fc", "classifier", "head", "heads"):
-        if hasattr(model, name):
+        layer = getattr(model, name, None)
+        if isinstance(layer, torch.nn.Linear):
             setattr(model, name, torch.nn.Identity())
-            return
+            return layer.in_features
     raise UserError(f"don't know the classification layer of {type(model).__name__}; use a ResNet-like backbone")
 
 

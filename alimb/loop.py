@@ -126,9 +126,9 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
             recorder.write(record)
             logger.log(record)
             log.info(
-                "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  (select %.2fs train %.2fs score %.2fs)",
+                "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  %s  (select %.2fs train %.2fs score %.2fs)",
                 k + 1, iterations, labeled.size, metrics["accuracy"], metrics["macro_f1"], record["labeled_ir"],
-                t1 - t0, t2 - t1, t3 - t2,
+                record["scheme_used"], t1 - t0, t2 - t1, t3 - t2,
             )
         save_npy_atomic(run_dir / "labeled_round.npy", pool.labeled_round)
         summary = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 def main(cfg: DictConfig) -> float:
     """Run one experiment in the Hydra output directory; bad input is one line on stderr and exit 2."""
     from alimb.loop import run_experiment  # after Hydra parsed the command line: `alimb --help` stays fast
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # its GPU/TPU/tips banner at every fit
 
     try:
         records = run_experiment(cfg, HydraConfig.get().runtime.output_dir)

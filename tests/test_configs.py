@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from alimb.config import build
 from alimb.run import CONFIG_DIR
 
-GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "backbone", "logger"]
+GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "backbone", "logger"]  # trainer: see below
 
 
 def options(group):
@@ -42,3 +42,12 @@ def test_every_option_composes_and_builds(make_cfg, group, option, tmp_path):
 def test_every_group_has_options():
     for group in GROUPS:
         assert options(group), f"conf/{group}/ is empty"
+
+
+def test_scheme_objects_match_their_config(make_cfg):
+    ft = build(make_cfg("scheme=ft_th", "trainer.devices=4", "trainer.strategy=ddp").scheme)
+    assert ft.thresholding and ft.epochs == 60 and ft.batch_size == 32 and ft.lr == 0.01
+    assert ft.trainer_kwargs["devices"] == 4 and ft.trainer_kwargs["strategy"] == "ddp"
+    assert ft.backbone.arch == "resnet18" and ft.image_size == 32  # digits' fine-tuning size
+    assert not build(make_cfg("scheme=ft").scheme).thresholding
+    assert build(make_cfg("scheme=cs_svm").scheme).class_weight == "balanced"

@@ -1,0 +1,195 @@
+"""FT and FT-th (paper §III, §V-A): the backbone fine-tuned from its pretrained weights at every
+iteration, through a LightningModule and the Lightning Trainer.
+
+Data path: images stay uint8 in memory and are batched by index (no loader workers to restart
+between the many short epochs); resizing, random crop and flip, and normalisation run on the
+device; channels_last and bf16 autocast on GPU (trainer precision). FT-th divides the predicted
+probabilities by the labeled class priors and renormalises (thresholding, Buda et al.).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from alimb.backbone import IMAGENET_MEAN, IMAGENET_STD, TorchvisionBackbone
+from alimb.schemes import Inputs
+
+log = logging.getLogger(__name__)
+
+
+def threshold(probs: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
+    """p(c|x) / prior(c), renormalised; prior = labeled share of c; classes with no labeled sample get 0."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    prior = counts / counts.sum()
+    scaled = np.where(counts > 0, probs / np.where(counts > 0, prior, 1.0), 0.0)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batches by a list of indices: one fancy-indexing per batch, not one call per image."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(idx)
+        return self.images[idx], self.labels[idx]
+
+
+class FineTuneModule(L.LightningModule):
+    """Pretrained body + new linear head, trained with SGD and ReduceLROnPlateau on the training loss."""
+
+    def __init__(self, body: torch.nn.Module, feature_dim: int, n_classes: int, image_size: int, lr: float,
+                 momentum: float, weight_decay: float, plateau_patience: int, plateau_factor: float, augment: bool,
+                 seed: int):
+        super().__init__()
+        self.body, self.head = body, torch.nn.Linear(feature_dim, n_classes)
+        self.image_size, self.augment, self.seed = image_size, augment, seed
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN)[None, :, None, None], persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD)[None, :, None, None], persistent=False)
+        self._aug_gen: torch.Generator | None = None
+
+    def prepare(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        """uint8 (B, H, W, 3) on the device -> normalised float (B, 3, S, S), augmented when training."""
+        x = images.permute(0, 3, 1, 2).float().div_(255)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
+        if train and self.augment:
+            x = self._crop_and_flip(x)
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+
+    def _crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
+        """Random crop after reflection padding of 1/8 of the size, and a random horizontal flip, per image."""
+        if self._aug_gen is None or self._aug_gen.device != x.device:
+            self._aug_gen = torch.Generator(device=x.device).manual_seed(self.seed)
+        b, _, s, _ = x.shape
+        pad = max(1, s // 8)
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=self._aug_gen, device=x.device)
+        ar = torch.arange(s, device=x.device)
+        rows = (offsets[:, 0:1] + ar)[:, :, None]  # (b, s, 1)
+        cols = (offsets[:, 1:2] + ar)[:, None, :]  # (b, 1, s)
+        flip = torch.rand(b, generator=self._aug_gen, device=x.device) < 0.5
+        cols = torch.where(flip[:, None, None], cols.flip(-1), cols)
+        batch = torch.arange(b, device=x.device)[:, None, None]
+        return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, penultimate features) of prepared images."""
+        features = self.body(x).flatten(1)
+        return self.head(features), features
+
+    def training_step(self, batch, _):
+        images, labels = batch
+        logits, _ = self(self.prepare(images, train=True))
+        loss = F.cross_entropy(logits, labels)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels))
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.plateau_factor, patience=self.plateau_patience
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "train_loss", "interval": "epoch"}}
+
+
+class FineTuneScheme:
+    """FT (`thresholding: false`) or FT-th: re-initialised from M_g's weights and fine-tuned every iteration."""
+
+    needs_images = True
+
+    def __init__(
+        self, backbone: TorchvisionBackbone, thresholding: bool = True, epochs: int = 60, lr: float = 0.01,
+        momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 32, plateau_patience: int = 10,
+        plateau_factor: float = 0.1, image_size: int | None = None, augment: bool = True,
+        inference_batch_size: int = 256, trainer: dict | None = None,
+    ):
+        self.backbone, self.thresholding, self.epochs, self.lr = backbone, thresholding, epochs, lr
+        self.momentum, self.weight_decay, self.batch_size = momentum, weight_decay, batch_size
+        self.plateau_patience, self.plateau_factor, self.augment = plateau_patience, plateau_factor, augment
+        self.image_size = int(image_size or backbone.resolution)
+        self.inference_batch_size, self.trainer_kwargs = inference_batch_size, dict(trainer or {})
+        self.module: FineTuneModule | None = None
+        self.class_counts: np.ndarray | None = None
+
+    def _new_module(self, n_classes: int, seed: int) -> FineTuneModule:
+        """From the pretrained weights (not the previous iteration's), the new head seeded."""
+        body = self.backbone.build().cpu().train()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return FineTuneModule(
+                body, self.backbone.feature_dim, n_classes, self.image_size, self.lr, self.momentum, self.weight_decay,
+                self.plateau_patience, self.plateau_factor, self.augment, seed,
+            )
+
+    def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> dict:
+        seed = int(rng.integers(2**31))
+        self.class_counts = np.bincount(y, minlength=n_classes)
+        self.module = self._new_module(n_classes, seed)
+        images, labels = torch.from_numpy(np.ascontiguousarray(inputs.images)), torch.from_numpy(np.asarray(y))
+        sampler = torch.utils.data.BatchSampler(
+            torch.utils.data.RandomSampler(labels, generator=torch.Generator().manual_seed(seed)),
+            self.batch_size, drop_last=len(labels) % self.batch_size == 1,  # BatchNorm needs 2+ samples
+        )
+        loader = torch.utils.data.DataLoader(_Batches(images, labels), sampler=sampler, batch_size=None,
+                                             pin_memory=torch.cuda.is_available())
+        trainer = L.Trainer(
+            max_epochs=self.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
+            **self.trainer_kwargs,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory batches need none
+            trainer.fit(self.module, loader)
+        return {"train_loss": float(trainer.callback_metrics.get("train_loss", float("nan")))}
+
+    @torch.inference_mode()
+    def _outputs(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, penultimate features) in one pass, thresholded for FT-th."""
+        module = self.module
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        module.to(device).eval()
+        probs, feats = [], []
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        for start in range(0, len(inputs), self.inference_batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(inputs.images[start:start + self.inference_batch_size]))
+            with autocast:
+                logits, features = module(module.prepare(batch.to(device), train=False))
+            probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+            feats.append(features.float().cpu().numpy())
+        p = np.concatenate(probs).astype(np.float64)
+        if self.thresholding:
+            p = threshold(p, self.class_counts)
+        return p, np.concatenate(feats)
+
+    def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
+        return self._outputs(inputs)
+
+    def predict(self, inputs: Inputs) -> np.ndarray:
+        return self._outputs(inputs)[0].argmax(axis=1)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        if self.module is None:
+            return {}
+        state = {f"model/{k}": v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+        return {**state, "class_counts": self.class_counts, "seed": np.array(self.module.seed)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if not state:
+            return
+        self.class_counts = state["class_counts"]
+        self.module = self._new_module(len(self.class_counts), int(state["seed"]))
+        weights = {k.split("/", 1)[1]: torch.from_numpy(np.array(v)) for k, v in state.items() if k.startswith("model/")}
+        self.module.load_state_dict(weights)

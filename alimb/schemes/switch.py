@@ -1,0 +1,87 @@
+"""The switch (paper §V-A, F): transfer learning (CS-SVM) and fine tuning (FT-th) side by side.
+
+After each iteration an 80:20 stratified split of the labeled set (seeded) scores both schemes by
+mean per-class accuracy on the 20%; the better one is used from the next iteration on. Once fine
+tuning wins it stays (sticky, configurable) and the cross-validation stops.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from alimb.metrics import per_class_accuracy
+from alimb.schemes import Inputs
+
+
+def stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) positions: round(fraction * n_c) of every class with 2+ samples held out (at least 1)."""
+    held = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if members.size >= 2:
+            k = min(members.size - 1, max(1, int(round(fraction * members.size))))
+            held.append(rng.choice(members, k, replace=False))
+    held = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+    return np.setdiff1d(np.arange(len(y)), held), held
+
+
+class SwitchScheme:
+    """Uses `transfer` until `finetune` scores better in the 80:20 cross-validation."""
+
+    def __init__(self, transfer, finetune, sticky: bool = True, holdout: float = 0.2, transfer_name: str = "cs_svm",
+                 finetune_name: str = "ft_th"):
+        self.schemes = {transfer_name: transfer, finetune_name: finetune}
+        self.prototypes = {name: copy.deepcopy(s) for name, s in self.schemes.items()}  # unfitted, for the CV
+        self.transfer_name, self.finetune_name = transfer_name, finetune_name
+        self.sticky, self.holdout = sticky, holdout
+        self.current = transfer_name  # the scheme the next fit uses
+        self.active = transfer_name  # the scheme of the last fit: it scores and predicts
+        self.fits = 0
+        self.switch_iteration: int | None = None
+        self.needs_images = any(getattr(s, "needs_images", False) for s in self.schemes.values())
+
+    def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> dict:
+        fit_rng, cv_rng = (np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(2))
+        self.active = self.current
+        self.schemes[self.active].fit(inputs, y, n_classes, fit_rng)
+        record = {"scheme_used": self.active, "cv_accuracy": None, "switch_iteration": self.switch_iteration}
+        if not (self.sticky and self.active == self.finetune_name):
+            record["cv_accuracy"] = self.cross_validate(inputs, y, n_classes, cv_rng)
+            best = max(record["cv_accuracy"], key=lambda name: (record["cv_accuracy"][name], name == self.active))
+            if best != self.current:
+                self.current = best
+                if self.switch_iteration is None:
+                    self.switch_iteration = self.fits + 1  # the iteration that first uses the new scheme
+        self.fits += 1
+        record["switch_iteration"] = self.switch_iteration
+        return record
+
+    def cross_validate(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> dict:
+        """Mean per-class accuracy of each scheme on a stratified 20% of the labeled set, trained on the 80%."""
+        train, held = stratified_holdout(y, self.holdout, rng)
+        scores = {}
+        for name, prototype in self.prototypes.items():
+            scheme = copy.deepcopy(prototype)
+            scheme.fit(inputs.subset(train), y[train], n_classes, rng)
+            recall = per_class_accuracy(y[held], scheme.predict(inputs.subset(held)), n_classes)
+            scores[name] = float(np.nanmean(recall)) if held.size else float("nan")
+        return scores
+
+    def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
+        return self.schemes[self.active].score(inputs)
+
+    def predict(self, inputs: Inputs) -> np.ndarray:
+        return self.schemes[self.active].predict(inputs)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {f"{name}/{k}": v for name, s in self.schemes.items() for k, v in s.state_dict().items()}
+        return {**state, "current": np.array(self.current), "active": np.array(self.active), "fits": np.array(self.fits),
+                "switch_iteration": np.array(-1 if self.switch_iteration is None else self.switch_iteration)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for name, scheme in self.schemes.items():
+            scheme.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items() if k.startswith(f"{name}/")})
+        self.current, self.active, self.fits = str(state["current"]), str(state["active"]), int(state["fits"])
+        self.switch_iteration = None if int(state["switch_iteration"]) < 0 else int(state["switch_iteration"])

@@ -1,0 +1,131 @@
+"""FT / FT-th in Lightning on CPU with a small randomly initialised backbone, and the switch."""
+
+import numpy as np
+import pytest
+
+from alimb.backbone import TorchvisionBackbone
+from alimb.data.digits import load_digits
+from alimb.loop import run_experiment
+from alimb.schemes import Inputs
+from alimb.schemes.finetune import FineTuneScheme, threshold
+from alimb.schemes.switch import SwitchScheme, stratified_holdout
+
+TINY = ("backbone.weights=null", "scheme.epochs=1", "trainer.enable_progress_bar=false")
+
+
+def test_thresholding_by_hand():
+    np.testing.assert_allclose(threshold(np.array([[0.6, 0.3, 0.1]]), np.array([6, 3, 0])), [[0.5, 0.5, 0.0]])
+    # priors .25 .25 .5: 0.5/.25 = 2, 0.25/.25 = 1, 0.25/.5 = 0.5 -> / 3.5
+    np.testing.assert_allclose(threshold(np.array([[0.5, 0.25, 0.25]]), np.array([1, 1, 2])), [[4 / 7, 2 / 7, 1 / 7]])
+
+
+def tiny_scheme(thresholding=True, epochs=2):
+    backbone = TorchvisionBackbone(weights=None, resolution=16, num_workers=0, device="cpu")
+    return FineTuneScheme(backbone, thresholding=thresholding, epochs=epochs, batch_size=16, image_size=16,
+                          trainer={"enable_progress_bar": False, "accelerator": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    return Inputs(data.train_x[:80], data.train_images[:80]), data.train_y[:80], Inputs(data.test_x, data.test_images)
+
+
+def test_ft_th_trains_scores_and_thresholds(digits):
+    inputs, y, test = digits
+    scheme = tiny_scheme()
+    record = scheme.fit(inputs, y, 10, np.random.default_rng(0))
+    assert np.isfinite(record["train_loss"])
+    scores, features = scheme.score(test)
+    assert scores.shape == (300, 10) and features.shape == (300, 512)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0)
+    scheme.thresholding = False
+    raw, _ = scheme.score(test)
+    np.testing.assert_allclose(scores, threshold(raw, np.bincount(y, minlength=10)), atol=1e-6)
+    assert (scheme.predict(test) == raw.argmax(1)).all()
+
+
+def test_fit_is_deterministic_and_the_state_restores_the_model(digits):
+    inputs, y, test = digits
+    a, b = tiny_scheme(), tiny_scheme()
+    a.fit(inputs, y, 10, np.random.default_rng(3))
+    b.fit(inputs, y, 10, np.random.default_rng(3))
+    np.testing.assert_array_equal(a.score(test)[0], b.score(test)[0])
+    restored = tiny_scheme()
+    restored.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(restored.score(test)[0], a.score(test)[0])
+
+
+def test_alimb_digits_ft_th_runs_end_to_end(make_cfg, tmp_path):
+    records = run_experiment(make_cfg("scheme=ft_th", "acquisition=dmcs_rand", "al.iterations=3", *TINY), tmp_path)
+    assert [r["n_labeled"] for r in records] == [25, 50, 75]
+    assert all(r["scheme_used"] == "ft_th" for r in records)
+
+
+class Fake:
+    """A scheme that predicts the true label (kept in feature 0) or always class 0."""
+
+    needs_images = False
+
+    def __init__(self, good: bool):
+        self.good = good
+
+    def fit(self, inputs, y, n_classes, rng):
+        return {}
+
+    def predict(self, inputs):
+        return inputs.features[:, 0].astype(int) if self.good else np.zeros(len(inputs), dtype=int)
+
+    def score(self, inputs):
+        return np.eye(3)[self.predict(inputs)], inputs.features
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def run_switch(transfer_good, finetune_good, sticky=True, fits=3):
+    y = np.repeat(np.arange(3), 10)
+    inputs = Inputs(features=y[:, None].astype(np.float32))
+    switch = SwitchScheme(Fake(transfer_good), Fake(finetune_good), sticky=sticky)
+    return switch, [switch.fit(inputs, y, 3, np.random.default_rng(i)) for i in range(fits)]
+
+
+def test_switch_to_fine_tuning_when_it_wins_and_stay():
+    switch, records = run_switch(transfer_good=False, finetune_good=True)
+    assert [r["scheme_used"] for r in records] == ["cs_svm", "ft_th", "ft_th"]
+    assert records[0]["cv_accuracy"] == {"cs_svm": pytest.approx(1 / 3), "ft_th": 1.0}
+    assert records[1]["cv_accuracy"] is None, "sticky: no cross-validation once fine tuning won"
+    assert [r["switch_iteration"] for r in records] == [1, 1, 1]
+    restored = SwitchScheme(Fake(False), Fake(True))
+    restored.load_state_dict(switch.state_dict())
+    assert (restored.current, restored.active, restored.switch_iteration) == ("ft_th", "ft_th", 1)
+
+
+def test_svm_kept_when_it_wins():
+    _, records = run_switch(transfer_good=True, finetune_good=False)
+    assert [r["scheme_used"] for r in records] == ["cs_svm"] * 3
+    assert all(r["switch_iteration"] is None and r["cv_accuracy"]["cs_svm"] == 1.0 for r in records)
+
+
+def test_not_sticky_keeps_cross_validating():
+    _, records = run_switch(transfer_good=False, finetune_good=True, sticky=False)
+    assert all(r["cv_accuracy"] is not None for r in records)
+
+
+def test_stratified_holdout_takes_a_fifth_of_every_class():
+    y = np.array([0] * 10 + [1] * 5 + [2])
+    train, held = stratified_holdout(y, 0.2, np.random.default_rng(0))
+    assert np.bincount(y[held], minlength=3).tolist() == [2, 1, 0]
+    assert sorted(np.concatenate([train, held]).tolist()) == list(range(16))
+
+
+def test_switch_end_to_end_on_digits(make_cfg, tmp_path):
+    records = run_experiment(
+        make_cfg("scheme=switch", "al.iterations=2", "backbone.weights=null", "scheme.finetune.epochs=1",
+                 "trainer.enable_progress_bar=false"), tmp_path,
+    )
+    assert set(records[0]["cv_accuracy"]) == {"cs_svm", "ft_th"}
+    assert records[0]["scheme_used"] == "cs_svm"
