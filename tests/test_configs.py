@@ -51,3 +51,18 @@ def test_scheme_objects_match_their_config(make_cfg):
     assert ft.backbone.arch == "resnet18" and ft.image_size == 32  # digits' fine-tuning size
     assert not build(make_cfg("scheme=ft").scheme).thresholding
     assert build(make_cfg("scheme=cs_svm").scheme).class_weight == "balanced"
+
+
+@pytest.mark.parametrize("dataset", ["cifar100", "food101", "mit67"])
+def test_paper_experiments_are_the_papers_protocol(dataset):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment=paper_{dataset}"], return_hydra_config=True)
+    assert cfg.dataset.name == dataset and cfg.imbalance.name == "paper" and cfg.scheme.name == "cs_svm"
+    assert (cfg.al.iterations, cfg.al.per_iteration) == (16, 500)
+    assert cfg.backbone.name == "resnet18" and cfg.name == f"paper_{dataset}"
+    params = cfg.hydra.sweeper.params
+    assert params.seed == "0,1,2,3,4"
+    assert {"random", "margin", "coreset", "dmcs_rand", "dmcs_marg"} <= set(params.acquisition.split(","))
+    assert set(params.acquisition.split(",")) <= set(options("acquisition"))
