@@ -30,7 +30,7 @@ def test_records_and_summary(make_cfg, tmp_path):
     assert summary["final_accuracy"] == records[-1]["accuracy"]
     accs = [r["accuracy"] for r in records]
     assert min(accs) <= summary["auc"] <= max(accs)
-    assert summary["config"]["acquisition"]["name"] == "margin"
+    assert summary["config"]["acquisition"]["name"] == "dmcs_rand"
     rounds = np.load(run_dir / "labeled_round.npy")
     assert np.bincount(rounds[rounds >= 0]).tolist() == [20] * 6
 
