@@ -46,18 +46,38 @@ def check_selection(selection: Selection, labeled_mask: np.ndarray, budget: int)
     assert not labeled_mask[idx].any(), "AF selected an already labeled sample"
 
 
+def load_pool(cfg: DictConfig, needs_images: bool) -> tuple[Pool, Inputs, Inputs, np.ndarray, np.ndarray]:
+    """(pool, its inputs, test inputs, test labels, pool indices into the training split) of the config."""
+    data = featurize(build(cfg.dataset.loader), build(cfg.backbone), cfg.cache_dir, images=needs_images)
+    profile = build(cfg.imbalance, drop=("name", "seed"))
+    keep = induce(data.train_y, data.n_classes, profile, cfg.imbalance.seed)  # absolute into the training split
+    pool = Pool(data.train_y[keep], data.n_classes)
+    pool_in = Inputs(data.train_x[keep], None if data.train_images is None else data.train_images[keep])
+    return pool, pool_in, Inputs(data.test_x, data.test_images), data.test_y, keep
+
+
+def summarize(records: list[dict], pool: Pool, cfg: DictConfig) -> dict:
+    """The run's summary: final metrics, area under the accuracy curve, the pool, the config."""
+    return {
+        "final_accuracy": records[-1]["accuracy"],
+        "final_macro_f1": records[-1]["macro_f1"],
+        "final_labeled_ir": records[-1]["labeled_ir"],
+        "auc": area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records]),
+        "switch_iteration": records[-1].get("switch_iteration"),
+        "n_iterations": len(records),
+        "pool": {"size": len(pool), "ir": imbalance_ratio(pool.pool_counts()), "counts": pool.pool_counts().tolist()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
 def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     """Run (or resume) one AL experiment; write records.jsonl, summary.json and the pool state to `run_dir`."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise UserError(f"missing required value: {', '.join(missing)}; set it on the command line, e.g. {missing[0]}=...")
     scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
-    data = featurize(build(cfg.dataset.loader), build(cfg.backbone), cfg.cache_dir, images=scheme.needs_images)
-    n_classes = data.n_classes
-    keep = induce(data.train_y, n_classes, build(cfg.imbalance, drop=("name", "seed")), cfg.imbalance.seed)  # absolute into train split
-    pool = Pool(data.train_y[keep], n_classes)
-    pool_in = Inputs(data.train_x[keep], None if data.train_images is None else data.train_images[keep])
-    test_in = Inputs(data.test_x, data.test_images)
+    pool, pool_in, test_in, test_y, keep = load_pool(cfg, scheme.needs_images)
+    n_classes = pool.n_classes
     iterations, per_iteration = check_al(cfg.al, len(pool))
     pool_minority = minority_classes(pool.pool_counts())
     seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # iteration k: its own (AF, scheme) generators
@@ -82,7 +102,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     )
     log.info(
         "pool: %d samples, %d classes, ir %.3f; test: %d; %d iterations x %d",
-        len(pool), n_classes, imbalance_ratio(pool.pool_counts()), len(data.test_y), iterations, per_iteration,
+        len(pool), n_classes, imbalance_ratio(pool.pool_counts()), len(test_y), iterations, per_iteration,
     )
     summary = None
     scores = features = None
@@ -102,7 +122,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
             t1 = time.perf_counter()
             labeled = pool.labeled_idx
             fitted = scheme.fit(pool_in.subset(labeled), pool.labels[labeled], n_classes, scheme_rng)
-            metrics = evaluate(data.test_y, scheme.predict(test_in), n_classes, pool_minority)
+            metrics = evaluate(test_y, scheme.predict(test_in), n_classes, pool_minority)
             t2 = time.perf_counter()
             if k < iterations - 1:  # scores and features of model k drive the selection of iteration k + 1
                 scores, features = scheme.score(pool_in)
@@ -131,15 +151,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
                 record["scheme_used"], t1 - t0, t2 - t1, t3 - t2,
             )
         save_npy_atomic(run_dir / "labeled_round.npy", pool.labeled_round)
-        summary = {
-            "final_accuracy": records[-1]["accuracy"],
-            "final_macro_f1": records[-1]["macro_f1"],
-            "final_labeled_ir": records[-1]["labeled_ir"],
-            "auc": area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records]),
-            "n_iterations": iterations,
-            "pool": {"size": len(pool), "ir": imbalance_ratio(pool.pool_counts()), "counts": pool.pool_counts().tolist()},
-            "config": OmegaConf.to_container(cfg, resolve=True),
-        }
+        summary = summarize(records, pool, cfg)
         recorder.finish(summary)
         log.info("done: final accuracy %.4f, AUC %.4f -> %s", summary["final_accuracy"], summary["auc"], run_dir)
     finally:
