@@ -54,3 +54,10 @@ def test_unknown_options_are_reported_by_hydra(tmp_path, args, message):
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_submitit_local_launcher_preset_runs_a_sweep(tmp_path):
+    """The SLURM preset's local twin: same submitit launcher and config, jobs as local processes."""
+    proc = alimb(tmp_path, "-m", "hydra/launcher=slurm_local", "acquisition=random,margin", *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(tmp_path.glob("outputs/default/synthetic/exp0.75/*/cs_svm/seed0/summary.json"))) == 2
