@@ -9,18 +9,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from alimb.devices import resolve_device
 from alimb.errors import UserError
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class TorchvisionBackbone:

@@ -82,9 +82,9 @@ def cached_array(path: Path, compute) -> tuple[np.ndarray, list]:
     return np.load(path, mmap_mode="r"), [tuple(b) for b in json.loads(bad_path.read_text())]
 
 
-def decode(images: ImageSet, size: int, label: str = "") -> tuple[np.ndarray, list[int]]:
+def decode(images: ImageSet, size: int, workers: int, label: str = "") -> tuple[np.ndarray, list[int]]:
     """Every image decoded once to uint8 (n, size, size, 3) (files resized); indices of undecodable ones."""
-    loader = torch.utils.data.DataLoader(_Images(images, size), batch_size=256, num_workers=2)
+    loader = torch.utils.data.DataLoader(_Images(images, size), batch_size=256, num_workers=workers)
     chunks, bad, done = [], [], 0
     for batch, ok in loader:
         chunks.append(batch.numpy())
@@ -130,7 +130,7 @@ def featurize(
             log.warning("skipped %d unreadable %s images, e.g. %s", len(bad), split, bad[0][1])
         keep = np.setdiff1d(np.arange(len(image_set)), [i for i, _ in bad])
         def decode_split():
-            pixels, bad = decode(image_set, backbone.resolution, f"{data.key} {split}")
+            pixels, bad = decode(image_set, backbone.resolution, backbone.num_workers, f"{data.key} {split}")
             return pixels, [[i, image_set.describe(i)] for i in bad]
 
         pixels = None

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from alimb.acquisition.base import Selection, top_k, unlabeled_candidates
-from alimb.acquisition.kcenter import pick_device
 from alimb.acquisition.minority import complete, minority_quotas
 from alimb.acquisition.uncertainty import random
+from alimb.devices import resolve_device
 
 
 def class_centroids(features: torch.Tensor, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -40,7 +40,7 @@ def cds_bal(
     free = np.ones(unlabeled.size, dtype=bool)  # unlabeled samples not picked yet
     picked: list[np.ndarray] = []
     if majority.size and served.size:
-        feats = torch.as_tensor(features).to(pick_device(device), torch.float32)
+        feats = torch.as_tensor(features).to(resolve_device(device), torch.float32)
         centroids = class_centroids(feats, labels, labeled_mask, n_classes)
         x = feats[torch.as_tensor(unlabeled, device=feats.device)]  # (n_unlabeled, d)
         to_majority = torch.cdist(x, centroids[torch.as_tensor(majority, device=feats.device)]).min(dim=1).values

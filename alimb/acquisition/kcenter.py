@@ -12,14 +12,9 @@ import numpy as np
 import torch
 
 from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.devices import resolve_device
 
 CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of the initial center x candidate distances
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def kcenter_greedy(
@@ -39,7 +34,7 @@ def kcenter_greedy(
     assert k <= candidates.size, "cannot pick more candidates than there are"
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    device = pick_device(device)
+    device = resolve_device(device)
     candidates = candidates[rng.permutation(candidates.size)]  # random tie-break: argmax takes the first
     feats = torch.as_tensor(features)
     xc = feats[torch.as_tensor(candidates)].to(device, torch.float32).T.contiguous()  # (d, m) feature-major

@@ -6,7 +6,7 @@ An `ImageSet` is either in memory (uint8 array, e.g. CIFAR) or a list of files d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,6 @@ class ImageDataset:
     class_names: list[str]
     key: str  # e.g. "cifar100-<hash of root>"
     on_bad_image: str = "skip"  # skip (and count) or fail
-    meta: dict = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:

@@ -6,16 +6,10 @@ import numpy as np
 import torch
 from sklearn.svm import LinearSVC
 
+from alimb.devices import resolve_device
 from alimb.errors import UserError
 from alimb.schemes import Inputs
 from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when present, else cpu."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class LinearSVMScheme:
