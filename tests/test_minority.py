@@ -132,3 +132,15 @@ def test_cds_bal_prefers_near_minority_far_from_majority():
                   rng=np.random.default_rng(0), device="cpu")
     # utility d(majority centroid (0, .5)) - d(centroid 1 (10, 0)): (9,0) best
     assert sel.indices[0] == 3 and sel.n_quota == 1 and sel.indices.size == 2
+
+
+def test_cds_bal_majority_centroids_are_classes_at_or_above_the_mean():
+    # counts 6, 1, 1 (mu 2.67): quotas 2, 2 over a budget of 1 -> apportioned 1, 0. Class 2 keeps a zero
+    # quota but is still a minority class: its centroid (10, 2) must not count as a majority centroid.
+    features = np.array([[0, 0]] * 6 + [[10, 0], [10, 2], [10, 1], [6, 0]], dtype=np.float32)
+    labels = np.array([0] * 6 + [1, 2, -1, -1])
+    sel = cds_bal(features=features, labels=labels, labeled_mask=labels >= 0, n_classes=3, budget=1,
+                  rng=np.random.default_rng(0), device="cpu")
+    # utilities d(class-0 centroid) - d(class-1 centroid): (10, 1) 10.05 - 1 = 9.05; (6, 0) 6 - 4 = 2
+    # (had class 2 counted as majority: (10, 1) 1 - 1 = 0 < (6, 0) 4.47 - 4 = 0.47)
+    assert sel.indices.tolist() == [8] and sel.n_quota == 1

@@ -15,6 +15,7 @@ from alimb.acquisition.base import Selection, top_k, unlabeled_candidates
 from alimb.acquisition.minority import complete, minority_quotas
 from alimb.acquisition.uncertainty import random
 from alimb.devices import resolve_device
+from alimb.pool import minority_classes
 
 
 def class_centroids(features: torch.Tensor, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -35,7 +36,7 @@ def cds_bal(
     unlabeled = unlabeled_candidates(labeled_mask, budget)
     counts = np.bincount(labels[labeled_mask], minlength=n_classes)
     quotas = minority_quotas(counts, budget)
-    majority = np.flatnonzero(quotas == 0)
+    majority = np.flatnonzero(~minority_classes(counts))  # s_c >= mu_k: not by quota, which apportioning may zero
     served = np.flatnonzero((quotas > 0) & (counts > 0))  # minority classes that have a centroid
     free = np.ones(unlabeled.size, dtype=bool)  # unlabeled samples not picked yet
     picked: list[np.ndarray] = []
