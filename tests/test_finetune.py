@@ -17,6 +17,8 @@ def test_thresholding_by_hand():
     np.testing.assert_allclose(threshold(np.array([[0.6, 0.3, 0.1]]), np.array([6, 3, 0])), [[0.5, 0.5, 0.0]])
     # priors .25 .25 .5: 0.5/.25 = 2, 0.25/.25 = 1, 0.25/.5 = 0.5 -> / 3.5
     np.testing.assert_allclose(threshold(np.array([[0.5, 0.25, 0.25]]), np.array([1, 1, 2])), [[4 / 7, 2 / 7, 1 / 7]])
+    # all the mass on a class with no labeled sample: the plain probabilities stay
+    np.testing.assert_allclose(threshold(np.array([[0.0, 0.0, 1.0]]), np.array([3, 1, 0])), [[0.0, 0.0, 1.0]])
 
 
 def tiny_scheme(thresholding=True, epochs=2):

@@ -28,7 +28,9 @@ def threshold(probs: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(class_counts, dtype=np.float64)
     prior = counts / counts.sum()
     scaled = np.where(counts > 0, probs / np.where(counts > 0, prior, 1.0), 0.0)
-    return scaled / scaled.sum(axis=1, keepdims=True)
+    total = scaled.sum(axis=1, keepdims=True)
+    # a row whose mass is all on unlabeled classes (underflow) keeps its plain probabilities
+    return np.where(total > 0, scaled / np.where(total > 0, total, 1.0), probs)
 
 
 class _Batches(torch.utils.data.Dataset):
