@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from alimb.metrics import area_under_curve
+
 GROUP = ("dataset", "imbalance", "acquisition", "scheme")
 
 
@@ -73,8 +75,6 @@ def group_runs(runs: list[Run]) -> list[Group]:
 
 
 def area(records: list[dict]) -> float:
-    from alimb.metrics import area_under_curve
-
     return area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records])
 
 
