@@ -1,9 +1,15 @@
 """k-center greedy (Sener & Savarese's coreset, paper Eq. 2) in torch, on CPU or GPU.
 
 Squared Euclidean distances from precomputed norms: the candidates are stored feature-major
-(d, m), so each pick costs one matrix-vector product over them plus an in-place minimum. The
-initial distances to the existing centers are computed in chunks; no candidates x centers matrix
-is ever held whole, so memory stays O(m * d).
+(d, m), so each pick costs one matrix-vector product over them plus an in-place minimum. No
+candidates x centers matrix is ever held whole, so memory stays O(m * d).
+
+The distances to many initial centers are evaluated lazily, and still exactly: every candidate
+starts with an upper bound (its distance to the nearest of the first LAZY_SUBSET centers), picks
+lower the bounds as usual, and a candidate's distance to the other initial centers is computed
+only when its bound makes it a contender for the argmax (in batches of the largest bounds). A
+pick is made only when the argmax of the bounds is exact, which is then the exact argmax, ties
+included (the candidate first in the random order wins, as without laziness).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import torch
 from alimb.acquisition.base import Selection, unlabeled_candidates
 from alimb.devices import resolve_device
 
-CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of the initial center x candidate distances
+CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of center x candidate distances
+LAZY_SUBSET = 512  # initial centers evaluated for every candidate up front; the rest only for contenders
+LAZY_BATCH = 2048  # contenders evaluated together
 
 
 def kcenter_greedy(
@@ -39,20 +47,46 @@ def kcenter_greedy(
     feats = torch.as_tensor(features)
     xc = feats[torch.as_tensor(candidates)].to(device, torch.float32).T.contiguous()  # (d, m) feature-major
     norms = (xc * xc).sum(dim=0)  # (m,)
-    nearest = _initial_min_distances(feats, centers, xc, norms)  # (m,) squared distance to nearest center
+    upfront = max(1, LAZY_SUBSET)
+    nearest = _initial_min_distances(feats, centers[:upfront], xc, norms)  # (m,) upper bounds; None: no center
+    pending = _Pending(feats, centers[upfront:], xc, norms)  # initial centers not yet in the bounds
     picks = np.empty(k, dtype=np.int64)
     for i in range(k):
         if nearest is None:  # no center yet: the first pick is random
             j = int(rng.integers(candidates.size))
             nearest = torch.full_like(norms, float("inf"))
         else:
-            j = int(torch.argmax(nearest))
+            j = pending.exact_argmax(nearest)
         picks[i] = candidates[j]
         center = xc[:, j]
         distance = torch.addmv(norms, xc.T, center, alpha=-2.0).add_(norms[j])  # ||x||^2 - 2 x.c + ||c||^2
         torch.minimum(nearest, distance, out=nearest)
         nearest[j] = -1.0  # a center is never picked again
     return picks
+
+
+class _Pending:
+    """The initial centers beyond the first LAZY_SUBSET, and which candidates already account for them."""
+
+    def __init__(self, feats: torch.Tensor, centers: np.ndarray, xc: torch.Tensor, norms: torch.Tensor):
+        self.xc, self.norms = xc, norms
+        self.exact = torch.full_like(norms, centers.size == 0, dtype=torch.bool)  # (m,)
+        self.centers = feats[torch.as_tensor(centers)].to(xc.device, torch.float32) if centers.size else None  # (r, d)
+        self.center_norms = None if self.centers is None else (self.centers * self.centers).sum(dim=1)
+
+    def exact_argmax(self, nearest: torch.Tensor) -> int:
+        """argmax of `nearest` once it is exact there; makes the largest inexact bounds exact as needed."""
+        while True:
+            j = int(torch.argmax(nearest))
+            if self.exact[j]:
+                return j
+            inexact = torch.where(self.exact, torch.full_like(nearest, -float("inf")), nearest)
+            batch = max(1, min(LAZY_BATCH, CHUNK_ELEMENTS // len(self.centers), int((~self.exact).sum())))
+            idx = torch.topk(inexact, batch).indices
+            distances = torch.addmm(self.norms[idx][None, :], self.centers, self.xc[:, idx], alpha=-2.0)
+            distances.add_(self.center_norms[:, None])  # (r, batch)
+            nearest[idx] = torch.minimum(nearest[idx], distances.min(dim=0).values)
+            self.exact[idx] = True
 
 
 def _initial_min_distances(
