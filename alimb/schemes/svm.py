@@ -43,10 +43,10 @@ class LinearSVMScheme:
         return {}
 
     def fit_arrays(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
-        weights = balanced_class_weights(y, n_classes) if self.class_weight == "balanced" else np.ones(n_classes)
         if self.solver == "liblinear":
             self._fit_liblinear(x, y, n_classes)
             return
+        weights = balanced_class_weights(y, n_classes) if self.class_weight == "balanced" else np.ones(n_classes)
         xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         w0 = self._w if self.warm_start and self._w is not None and self._w.shape == (x.shape[1] + 1, n_classes) else None
         self._w = fit_ovr_squared_hinge(
@@ -67,8 +67,8 @@ class LinearSVMScheme:
             coef[:, present[0]], intercept[present[0]] = -svc.coef_[0], -svc.intercept_[0]
         else:
             coef[:, present], intercept[present] = svc.coef_.T, svc.intercept_
-        self.coef, self.intercept, self._absent = coef, intercept, np.isnan(intercept)
-        self.intercept = np.nan_to_num(intercept)
+        self._absent = np.isnan(intercept)
+        self.coef, self.intercept = coef, np.nan_to_num(intercept)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """What a resumed run needs to continue exactly: the solution (and the warm start)."""

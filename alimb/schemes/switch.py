@@ -43,7 +43,7 @@ class SwitchScheme:
         self.needs_images = any(getattr(s, "needs_images", False) for s in self.schemes.values())
 
     def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> dict:
-        fit_rng, cv_rng = (np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(2))
+        fit_rng, cv_rng = rng.spawn(2)
         self.active = self.current
         self.schemes[self.active].fit(inputs, y, n_classes, fit_rng)
         record = {"scheme_used": self.active, "cv_accuracy": None, "switch_iteration": self.switch_iteration}
