@@ -1,7 +1,11 @@
-"""Backbone features of an image dataset, extracted once per (dataset, split, backbone, resolution).
+"""Backbone features of an image dataset, extracted once per (dataset content, split, backbone, resolution).
 
 Stored in the cache directory as `.npy` written atomically; a file lock makes parallel jobs that
 need the same features extract them once, and later runs memory-map them without the model.
+The file name carries a fingerprint of the split's content (its files' names, sizes and mtimes,
+or its in-memory pixels, and its labels): a changed dataset is extracted again, never read stale.
+A cache file that cannot be read back whole (truncated, foreign, wrong shape, companion missing)
+is reported in one line and extracted again.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -20,8 +25,19 @@ from PIL import Image
 from alimb.data.dataset import ArrayDataset
 from alimb.data.images import BadImage, ImageDataset, ImageSet
 from alimb.errors import UserError
+from alimb.records import write_atomic
 
 log = logging.getLogger(__name__)
+FORMAT = 1  # bump when extraction or preprocessing changes what a cached file holds
+
+
+def image_loader(images: torch.utils.data.Dataset, batch_size: int, workers: int, pin_memory: bool = False):
+    """Batches of decoded images; worker processes are forked explicitly (Linux), since the start method
+    inherited inside joblib's (loky) workers cannot start them."""
+    context = "fork" if workers > 0 and sys.platform.startswith("linux") else None
+    return torch.utils.data.DataLoader(
+        images, batch_size=batch_size, num_workers=workers, pin_memory=pin_memory, multiprocessing_context=context
+    )
 
 
 class _Images(torch.utils.data.Dataset):
@@ -46,10 +62,8 @@ class _Images(torch.utils.data.Dataset):
 @torch.inference_mode()
 def extract(images: ImageSet, backbone, model: torch.nn.Module, label: str = "") -> tuple[np.ndarray, list[int]]:
     """(features (n, d) float32, indices of undecodable images) for every image of the set."""
-    loader = torch.utils.data.DataLoader(
-        _Images(images, backbone.resolution), batch_size=backbone.batch_size, num_workers=backbone.num_workers,
-        pin_memory=backbone.device.type == "cuda",
-    )
+    loader = image_loader(_Images(images, backbone.resolution), backbone.batch_size, backbone.num_workers,
+                          pin_memory=backbone.device.type == "cuda")
     chunks, bad, done, t0, last = [], [], 0, time.perf_counter(), 0.0
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=backbone.device.type == "cuda")
     for batch, ok in loader:
@@ -64,27 +78,49 @@ def extract(images: ImageSet, backbone, model: torch.nn.Module, label: str = "")
     return np.concatenate(chunks).astype(np.float32), bad
 
 
-def cached_array(path: Path, compute) -> tuple[np.ndarray, list]:
-    """(array, bad images) from `path` (memory-mapped), computing it under a file lock if missing.
+def _read_cached(path: Path, rows: int) -> tuple[np.ndarray, list] | None:
+    """(array, bad images) of a complete cache file, None if absent; a damaged one is reported and removed."""
+    if not path.exists():
+        return None
+    bad_path = path.with_suffix(".bad.json")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        if array.ndim < 2 or array.shape[0] != rows:
+            raise ValueError(f"shape {array.shape}, expected {rows} rows")
+        bad = json.loads(bad_path.read_text())
+        if not isinstance(bad, list):
+            raise ValueError(f"{bad_path.name} is not a list")
+        return array, [tuple(b) for b in bad]
+    except (OSError, ValueError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        log.warning("damaged feature cache %s (%s); extracting again", path, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        path.unlink(missing_ok=True)
+        return None
 
-    `compute() -> (array, bad)`; the .npy appears whole and last, so its presence marks completion.
+
+def cached_array(path: Path, compute, rows: int) -> tuple[np.ndarray, list]:
+    """(array, bad images) from `path` (memory-mapped), computing it under a file lock if missing or damaged.
+
+    `compute() -> (array, bad)`; the companion list is written first and the .npy whole and last, so
+    the .npy's presence marks completion.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    bad_path = path.with_suffix(".bad.json")
-    if not path.exists():
+    cached = _read_cached(path, rows)
+    if cached is None:
         with FileLock(str(path) + ".lock"):
-            if not path.exists():  # not computed meanwhile by another job
+            cached = _read_cached(path, rows)  # computed meanwhile by another job?
+            if cached is None:
                 array, bad = compute()
-                bad_path.write_text(json.dumps(bad))
+                write_atomic(path.with_suffix(".bad.json"), json.dumps(bad))
                 tmp = path.with_name(f".{path.name}.tmp.npy")
                 np.save(tmp, array)
                 os.replace(tmp, path)
-    return np.load(path, mmap_mode="r"), [tuple(b) for b in json.loads(bad_path.read_text())]
+                cached = _read_cached(path, rows)
+    return cached
 
 
 def decode(images: ImageSet, size: int, workers: int, label: str = "") -> tuple[np.ndarray, list[int]]:
     """Every image decoded once to uint8 (n, size, size, 3) (files resized); indices of undecodable ones."""
-    loader = torch.utils.data.DataLoader(_Images(images, size), batch_size=256, num_workers=workers)
+    loader = image_loader(_Images(images, size), 256, workers)
     chunks, bad, done = [], [], 0
     for batch, ok in loader:
         chunks.append(batch.numpy())
@@ -120,7 +156,8 @@ def featurize(
             features, bad = extract(image_set, backbone, model_box["model"], f"{data.key} {split}")
             return features, [[i, image_set.describe(i)] for i in bad]
 
-        features, bad = cached_array(folder / f"{split}-{backbone.cache_name}.npy", extract_split)
+        content = image_set.fingerprint(FORMAT)
+        features, bad = cached_array(folder / f"{split}-{backbone.cache_name}-{content}.npy", extract_split, len(image_set))
         if bad and data.on_bad_image == "fail":
             raise UserError(
                 f"cannot decode {bad[0][1]} ({len(bad)} unreadable {split} images); fix or remove them, "
@@ -137,7 +174,8 @@ def featurize(
         if images and image_set.arrays is not None:
             pixels = image_set.arrays[keep]
         elif images:
-            pixels = cached_array(folder / f"{split}-images{backbone.resolution}.npy", decode_split)[0][keep]
+            pixels = cached_array(folder / f"{split}-images{backbone.resolution}-{content}.npy", decode_split,
+                                  len(image_set))[0][keep]
         splits[split] = (np.asarray(features[keep]), image_set.labels[keep], pixels)
     (train_x, train_y, train_img), (test_x, test_y, test_img) = splits["train"], splits["test"]
     return ArrayDataset(train_x, train_y, test_x, test_y, list(data.class_names), train_img, test_img)
