@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+_unreachable: str | None = None  # why W&B failed to start in this process: its later jobs do not try again
 
 
 def flatten(record: dict, prefix: str = "") -> dict:
@@ -23,23 +25,37 @@ def flatten(record: dict, prefix: str = "") -> dict:
 class WandbLogger:
     """Logs each iteration's record; if W&B can't start, warns once and the run goes on with local records."""
 
-    def __init__(self, project: str = "alimb", entity: str | None = None, mode: str | None = None, dir: str | None = None):
-        self.project, self.entity, self.mode, self.dir = project, entity, mode, dir
+    def __init__(self, project: str = "alimb", entity: str | None = None, mode: str | None = None,
+                 dir: str | None = None, timeout: float = 15.0):
+        self.project, self.entity, self.mode, self.dir, self.timeout = project, entity, mode, dir, float(timeout)
         self.run = None
 
     def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None) -> None:
+        global _unreachable
+        if _unreachable is not None:
+            log.warning("W&B could not start earlier in this process (%s); local records only", _unreachable)
+            return
         import wandb
 
+        if (self.mode or os.environ.get("WANDB_MODE", "online")) == "online":
+            log.info("connecting to W&B (waiting up to %g s: logger.timeout)", self.timeout)
         id_file = Path(run_dir or ".") / "wandb_id"  # a resumed run continues its own W&B run
-        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
+        resuming = id_file.exists()
+        run_id = id_file.read_text().strip() if resuming else uuid.uuid4().hex[:8]
         id_file.write_text(run_id)
         try:
             self.run = wandb.init(
                 project=self.project, entity=self.entity, mode=self.mode, config=config, name=name, group=group,
-                tags=tags, dir=str(self.dir or run_dir or "."), reinit="finish_previous", id=run_id, resume="allow",
+                tags=tags, dir=str(self.dir or run_dir or "."), reinit="finish_previous", id=run_id,
+                resume="allow" if resuming else None,  # asking the server about a resume has a wait of its own
+                settings=wandb.Settings(  # bound every wait: the service's own retries outlast init_timeout
+                    init_timeout=self.timeout, login_timeout=self.timeout, x_graphql_timeout_seconds=self.timeout,
+                    x_graphql_retry_max=1, x_graphql_retry_wait_min_seconds=0.5, x_graphql_retry_wait_max_seconds=1.0,
+                ),
             )
         except Exception as err:  # noqa: BLE001 - any failure to reach W&B must not end the experiment
-            log.warning("W&B could not start (%s); continuing with local records only", str(err).splitlines()[0])
+            _unreachable = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            log.warning("W&B could not start (%s); continuing with local records only", _unreachable)
             self.run = None
             return
         self.run.define_metric("n_labeled")
