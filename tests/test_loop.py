@@ -65,5 +65,5 @@ def test_budget_larger_than_pool_fails_before_writing(make_cfg, tmp_path):
 
 @pytest.mark.parametrize("value", [0, -3])
 def test_non_positive_iteration_size(make_cfg, tmp_path, value):
-    with pytest.raises(UserError, match="al.per_iteration must be a positive integer"):
+    with pytest.raises(UserError, match=r"config key al.per_iteration=-?\d is invalid: Input should be greater than or equal to 1"):
         run(make_cfg, tmp_path, f"al.per_iteration={value}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from alimb.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,12 +36,49 @@ class ArrayDataset:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(training labels, test labels)."""
+        return self.train_y, self.test_y
+
+
+def _named(classes: np.ndarray) -> str:
+    shown = ", ".join(str(c) for c in classes[:5])
+    return shown + (f" and {classes.size - 5} more" if classes.size > 5 else "")
+
+
+def check_labels(train_y: np.ndarray, test_y: np.ndarray, n_classes: int) -> None:
+    """Refuse labels that would make a run meaningless: fewer than two classes, a label range far beyond
+    the samples, classes without a training sample (a test class absent from training included)."""
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    if n_classes > train_y.size:
+        raise UserError(
+            f"labels go up to {n_classes - 1} but there are only {train_y.size} training samples; "
+            "labels must be class indices 0..C-1"
+        )
+    train_counts = np.bincount(train_y, minlength=n_classes)
+    present = np.flatnonzero(train_counts)
+    if present.size < 2:
+        raise UserError(f"the training split has {present.size} class(es); active learning needs at least two")
+    absent = np.flatnonzero(train_counts == 0)
+    if absent.size:
+        in_test = np.intersect1d(absent, test_y)
+        raise UserError(
+            f"class(es) {_named(absent)} have no training sample"
+            + (f" (class(es) {_named(in_test)} appear in the test split)" if in_test.size else "")
+            + "; labels must be 0..C-1 with every class in the training split"
+        )
+    missing_in_test = np.setdiff1d(np.arange(n_classes), test_y)
+    if missing_in_test.size:
+        log.warning("class(es) %s have no test sample: accuracy is the mean over the other classes", _named(missing_in_test))
+
 
 def balanced_split(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (train, test) with exactly `per_class` test samples of every class."""
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
-    if per_class <= 0 or (counts <= per_class).any():
+    if per_class <= 0:
+        raise UserError(f"dataset.loader.test_per_class must be at least 1, got {per_class}")
+    if (counts <= per_class).any():
         smallest = classes[np.argmin(counts)]
         raise UserError(
             f"cannot hold out {per_class} test samples per class: class {smallest} has only {counts.min()}; "

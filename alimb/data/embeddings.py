@@ -27,15 +27,15 @@ def load_embeddings(path: str) -> ArrayDataset:
                 raise UserError(f"{file} lacks {', '.join(missing)}; an embeddings .npz needs {', '.join(REQUIRED)}")
             arrays = {k: npz[k] for k in REQUIRED}
             names = [str(n) for n in npz["class_names"]] if "class_names" in npz.files else []
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise UserError(f"cannot read {file} as an .npz archive ({err}); save it with numpy.savez") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"cannot read {file} as an .npz archive ({type(err).__name__}: {err}); save it with numpy.savez") from None
     return _validated(file, arrays, names)
 
 
 def _validated(file: Path, a: dict[str, np.ndarray], names: list[str]) -> ArrayDataset:
     for split in ("train", "test"):
         x, y = a[f"{split}_features"], a[f"{split}_labels"]
-        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0 or x.shape[1] == 0:
             raise UserError(
                 f"{file}: {split}_features must be (n, d) and {split}_labels (n,), got {x.shape} and {y.shape}"
             )

@@ -6,6 +6,8 @@ An `ImageSet` is either in memory (uint8 array, e.g. CIFAR) or a list of files d
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,22 @@ class ImageSet:
         except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
             raise BadImage(f"{self.paths[i]}: {err}") from None
 
+    def fingerprint(self, version: int = 0) -> str:
+        """A short hash of the content: labels, and the pixels in memory or each file's path, size and mtime."""
+        digest = hashlib.blake2b(f"v{version}".encode(), digest_size=8)
+        digest.update(np.ascontiguousarray(self.labels).tobytes())
+        if self.arrays is not None:
+            digest.update(str(self.arrays.shape).encode())
+            digest.update(np.ascontiguousarray(self.arrays).data)
+        else:
+            for path in self.paths:
+                try:
+                    st = os.stat(path)
+                    digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                except OSError:
+                    digest.update(f"{path}\0missing\n".encode())
+        return digest.hexdigest()
+
     def describe(self, i: int) -> str:
         return str(self.paths[i]) if self.paths is not None else f"image #{i}"
 
@@ -71,11 +89,13 @@ class ImageDataset:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(training labels, test labels), known before any image is decoded."""
+        return self.train.labels, self.test.labels
+
 
 def root_key(name: str, root: Path) -> str:
-    """A cache key for a dataset read from `root`: its name and a short hash of the absolute path."""
-    import hashlib
-
+    """A cache folder for a dataset read from `root`: its name and a short hash of the absolute path."""
     return f"{name}-{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:10]}"
 
 
@@ -85,6 +105,9 @@ def list_class_folders(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     paths, labels = [], []
     for label, name in enumerate(classes):
         files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"class folder {root / name} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                            "add images or remove the folder")
         paths += files
         labels += [label] * len(files)
     return classes, paths, np.asarray(labels, dtype=np.int64)
@@ -101,7 +124,11 @@ def image_folder(
     if len(classes) < 2 or not paths:
         raise UserError(f"{root_path} needs at least two class sub-folders with images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if test_root:
-        test_classes, test_paths, test_labels = list_class_folders(Path(test_root).expanduser())
+        test_path = Path(test_root).expanduser()
+        if not test_path.is_dir():
+            raise UserError(f"test image folder not found: {test_path}; set dataset.loader.test_root to a folder "
+                            "with one sub-folder per class, or null for a split of root")
+        test_classes, test_paths, test_labels = list_class_folders(test_path)
         if test_classes != classes:
             raise UserError(f"the class folders of {test_root} differ from those of {root_path}")
         train, test = ImageSet(labels, paths=paths), ImageSet(test_labels, paths=test_paths)

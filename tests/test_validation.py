@@ -1,0 +1,138 @@
+"""Every bad input is one clear line before any work: the config schema and the checks of the labels."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from alimb.errors import UserError
+from alimb.loop import run_experiment
+from alimb.schema import validate
+from tests import image_archives
+from tests.conftest import SMALL
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("seed=abc", "seed='abc' is invalid: Input should be a valid integer"),
+        ("seed=-1", "seed=-1 is invalid: Input should be greater than or equal to 0"),
+        ("seed=null", "seed=None is invalid"),
+        ("scheme.C=-1", "scheme.C=-1 is invalid: Input should be greater than 0"),
+        ("scheme.C=0", "scheme.C=0 is invalid"),
+        ("scheme.C=true", "scheme.C=True is invalid: Input should be a number, not a boolean"),
+        ("scheme.tol=0", "scheme.tol=0 is invalid"),
+        ("scheme.max_iter=0", "scheme.max_iter=0 is invalid"),
+        ("scheme.solver=sgd", "scheme.solver='sgd' is invalid: Input should be 'torch' or 'liblinear'"),
+        ("imbalance.min_count=0", "imbalance.min_count=0 is invalid"),
+        ("imbalance.total=0", "imbalance.total=0 is invalid"),
+        ("imbalance.target_ir=inf", "imbalance.target_ir=inf is invalid: Input should be a finite number"),
+        ("dataset.loader.test_per_class=0", "dataset.loader.test_per_class=0 is invalid"),
+        ("backbone.batch_size=0", "backbone.batch_size=0 is invalid"),
+        ("backbone.weights=BOGUS_V9", "backbone.weights='BOGUS_V9' is invalid: resnet18 has IMAGENET1K_V1"),
+        ("backbone.arch=resnet9000", "backbone.arch='resnet9000' is invalid"),
+        ("backbone.weights_path=/no/such.pth", "backbone.weights_path='/no/such.pth' is invalid: no such file"),
+        ("trainer.precision=bf17", "trainer.precision='bf17' is invalid"),
+        ("trainer.devices=0", "trainer.devices=0 is invalid"),
+        ("scheme.device=cuda:0", "scheme.device='cuda:0' is invalid: torch sees no CUDA GPU"),
+        ("+foo=1", "unknown config key foo"),
+        ("+scheme.gamma=1", "unknown config key scheme.gamma"),
+        ("name=a/b", "name='a/b' is invalid"),
+        ("overwrite=perhaps", "overwrite='perhaps' is invalid"),
+        ("al.iterations=1.5", "al.iterations=1.5 is invalid"),
+    ],
+)
+def test_bad_values_name_the_key_in_one_line(make_cfg, override, message):
+    if "cuda" in override:
+        pytest.importorskip("torch").cuda.is_available() and pytest.skip("a GPU is present")
+    with pytest.raises(UserError) as err:
+        validate(make_cfg(override))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_default_config_and_every_nested_scheme_validate(make_cfg):
+    for overrides in ((), ("scheme=switch",), ("scheme=ft_th",), ("logger=wandb",), ("imbalance=paper", "dataset=cifar100")):
+        validate(make_cfg(*overrides))
+    with pytest.raises(UserError, match=r"scheme\.finetune\.epochs=0"):
+        validate(make_cfg("scheme=switch", "scheme.finetune.epochs=0"))
+
+
+def test_a_cache_dir_that_is_a_file_is_refused(make_cfg, tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UserError, match="is a file, not a directory"):
+        validate(make_cfg(f"cache_dir={tmp_path / 'f' / 'sub'}"))
+
+
+def embeddings(tmp_path, train_y, test_y, dim=4, **extra):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "e.npz"
+    np.savez(path, train_features=rng.normal(size=(len(train_y), dim)), train_labels=np.asarray(train_y),
+             test_features=rng.normal(size=(len(test_y), dim)), test_labels=np.asarray(test_y), **extra)
+    return ("dataset=embeddings", f"dataset.loader.path={path}", "imbalance=none", "al.iterations=2", "al.per_iteration=2")
+
+
+@pytest.mark.parametrize(
+    "train_y,test_y,dim,message",
+    [
+        ([0] * 20, [0] * 4, 4, "the training split has 1 class"),
+        ([0, 1, 5] * 10, [0, 1, 5] * 2, 4, "class(es) 2, 3, 4 have no training sample"),
+        ([0, 1] * 10, [0, 1, 2] * 2, 4, "class(es) 2 have no training sample (class(es) 2 appear in the test split)"),
+        ([0, 1] * 10 + [10**6], [0, 1] * 2, 4, "labels go up to 1000000 but there are only 21 training samples"),
+        ([0, 1] * 10, [0, 1] * 2, 0, "train_features must be (n, d)"),
+    ],
+)
+def test_meaningless_labels_or_features_are_refused(make_cfg, tmp_path, train_y, test_y, dim, message):
+    with pytest.raises(UserError) as err:
+        run_experiment(make_cfg(*embeddings(tmp_path, train_y, test_y, dim)), tmp_path / "run")
+    assert message in str(err.value)
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_the_imbalance_is_checked_before_features_are_extracted(make_cfg, tmp_path, monkeypatch):
+    from alimb import loop
+
+    root = image_archives.image_folder(tmp_path / "imgs")
+    monkeypatch.setattr(loop, "featurize", lambda *a, **k: pytest.fail("features extracted before the checks"))
+    with pytest.raises(UserError, match="imbalance cannot reach ir 50"):
+        run_experiment(make_cfg("dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.test_per_class=2",
+                                "imbalance.target_ir=50"), tmp_path / "r")
+    with pytest.raises(UserError, match="exceeds the pool"):
+        run_experiment(make_cfg("dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.test_per_class=2",
+                                "imbalance=none", "al.per_iteration=100"), tmp_path / "r")
+
+
+def test_image_folder_messages_name_the_folder(tmp_path):
+    from alimb.data.images import image_folder
+
+    root = image_archives.image_folder(tmp_path / "imgs")
+    (root / "empty_class").mkdir()
+    with pytest.raises(UserError, match=r"class folder .*empty_class holds no image"):
+        image_folder(str(root))
+    (root / "empty_class").rmdir()
+    with pytest.raises(UserError, match=r"test image folder not found: .*nowhere"):
+        image_folder(str(root), test_root=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("seed=-1",), "alimb: error: config key seed=-1 is invalid"),
+        (("acquisition=nope",), "alimb: error: In 'config': Could not find 'acquisition/nope'; available options"),
+        (("al.iteratoins=3",), "alimb: error: Could not override 'al.iteratoins'"),
+        (("seed=[1",), "alimb: error: no viable alternative at input '[1'"),
+    ],
+)
+def test_the_command_line_reports_each_in_one_line_with_exit_2(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "-m", "alimb.run", *args, *SMALL], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), proc.stderr
+
+
+def test_an_output_path_blocked_by_a_file_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "alimb.run", f"hydra.run.dir={tmp_path / 'afile' / 'run'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert f"{tmp_path / 'afile'} is a file, not a directory" in proc.stderr
