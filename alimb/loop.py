@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from alimb.acquisition import Selection
 from alimb.acquisition import random as random_af
 from alimb.config import build
+from alimb.data.dataset import check_labels
 from alimb.data.imbalance import induce
 from alimb.errors import UserError
 from alimb.features import featurize
@@ -20,16 +21,14 @@ from alimb.pool import Pool, imbalance_ratio, minority_classes
 from alimb import state
 from alimb.schemes import Inputs
 from alimb.records import RunRecorder, read_records, save_npy_atomic
+from alimb.schema import validate
 
 log = logging.getLogger(__name__)
 
 
 def check_al(al: DictConfig, pool_size: int) -> tuple[int, int]:
-    """(iterations, per_iteration), after checking they are positive and fit in the pool."""
+    """(iterations, per_iteration), after checking the budget fits in the pool (the schema checked they are positive)."""
     iterations, per_iteration = al.iterations, al.per_iteration
-    for key, value in (("al.iterations", iterations), ("al.per_iteration", per_iteration)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise UserError(f"{key} must be a positive integer, got {value!r}")
     if iterations * per_iteration > pool_size:
         raise UserError(
             f"budget {iterations} x {per_iteration} = {iterations * per_iteration} exceeds the pool of {pool_size} "
@@ -47,9 +46,16 @@ def check_selection(selection: Selection, labeled_mask: np.ndarray, budget: int)
 
 
 def load_pool(cfg: DictConfig, needs_images: bool) -> tuple[Pool, Inputs, Inputs, np.ndarray, np.ndarray]:
-    """(pool, its inputs, test inputs, test labels, pool indices into the training split) of the config."""
-    data = featurize(build(cfg.dataset.loader), build(cfg.backbone), cfg.cache_dir, images=needs_images)
+    """(pool, its inputs, test inputs, test labels, pool indices into the training split) of the config.
+
+    The labels, the imbalance and the budget are checked before any feature is extracted.
+    """
+    raw = build(cfg.dataset.loader)
+    check_labels(*raw.labels(), raw.n_classes)
     profile = build(cfg.imbalance, drop=("name", "seed"))
+    planned = induce(raw.labels()[0], raw.n_classes, profile, cfg.imbalance.seed)
+    check_al(cfg.al, planned.size)
+    data = featurize(raw, build(cfg.backbone), cfg.cache_dir, images=needs_images)
     keep = induce(data.train_y, data.n_classes, profile, cfg.imbalance.seed)  # absolute into the training split
     pool = Pool(data.train_y[keep], data.n_classes)
     pool_in = Inputs(data.train_x[keep], None if data.train_images is None else data.train_images[keep])
@@ -72,9 +78,21 @@ def summarize(records: list[dict], pool: Pool, cfg: DictConfig) -> dict:
 
 def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     """Run (or resume) one AL experiment; write records.jsonl, summary.json and the pool state to `run_dir`."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise UserError(f"missing required value: {', '.join(missing)}; set it on the command line, e.g. {missing[0]}=...")
+    validate(cfg)
+    run_dir = Path(run_dir)
+    records = state.finished(run_dir, cfg)  # reads only: a finished run in a read-only directory is fine
+    if records is None:
+        with state.claim(run_dir):  # one process per run directory
+            status = state.prepare(run_dir, cfg)
+            records = read_records(run_dir) if status == "done" else _run(cfg, run_dir, status == "resume")
+            if status != "done":
+                return records
+    log.info("%s already holds this completed run: nothing to do (overwrite=true runs it again)", run_dir)
+    return records
+
+
+def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
+    """The iterations of a run whose directory this process holds."""
     scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
     pool, pool_in, test_in, test_y, keep = load_pool(cfg, scheme.needs_images)
     n_classes = pool.n_classes
@@ -82,13 +100,8 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     pool_minority = minority_classes(pool.pool_counts())
     seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # iteration k: its own (AF, scheme) generators
 
-    run_dir = Path(run_dir)
-    status = state.prepare(run_dir, cfg)
-    if status == "done":
-        log.info("%s already holds this completed run: nothing to do (overwrite=true runs it again)", run_dir)
-        return read_records(run_dir)
     records: list[dict] = []
-    if status == "resume":
+    if resume:
         labeled_round, records, scheme_state = state.load(run_dir)
         pool.labeled_round[:] = labeled_round
         scheme.load_state_dict(scheme_state)

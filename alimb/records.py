@@ -32,8 +32,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # standard JSON has no NaN: an undefined metric (e.g. no minority class) is null
     return value
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """Standard JSON of records and summaries (numpy scalars as numbers, NaN and inf as null)."""
+    return json.dumps(_jsonable(value), allow_nan=False, **kwargs)
 
 
 class RunRecorder:
@@ -46,14 +53,17 @@ class RunRecorder:
         self.records_path = self.run_dir / "records.jsonl"
         self.summary_path = self.run_dir / "summary.json"
         self.summary_path.unlink(missing_ok=True)  # a summary only ever describes a completed run
-        write_atomic(self.records_path, "".join(json.dumps(_jsonable(r)) + "\n" for r in records))
+        if records:
+            write_atomic(self.records_path, "".join(dumps(r) + "\n" for r in records))
+        else:  # the first record creates the file: a run that never completed an iteration leaves none
+            self.records_path.unlink(missing_ok=True)
 
     def write(self, record: dict) -> None:
         with open(self.records_path, "a") as f:
-            f.write(json.dumps(_jsonable(record)) + "\n")
+            f.write(dumps(record) + "\n")
 
     def finish(self, summary: dict) -> None:
-        write_atomic(self.summary_path, json.dumps(_jsonable(summary), indent=2) + "\n")
+        write_atomic(self.summary_path, dumps(summary, indent=2) + "\n")
 
 
 def read_records(run_dir: Path) -> list[dict]:

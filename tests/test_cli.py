@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from alimb.sweep import variant
 from tests.conftest import SMALL
+
+V = variant(SMALL)  # the directory level that names the overrides of SMALL
 
 
 def alimb(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -20,7 +23,7 @@ def test_multirun_writes_one_directory_per_job(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summaries = sorted(p.relative_to(tmp_path / "outputs").parent.as_posix() for p in tmp_path.glob("outputs/**/summary.json"))
     assert summaries == [
-        f"default/synthetic/exp0.75/{af}/cs_svm/seed{s}" for af in ("margin", "random") for s in (0, 1)
+        f"default/synthetic/exp0.75/{af}/cs_svm/{V}seed{s}" for af in ("margin", "random") for s in (0, 1)
     ]
 
 
@@ -28,7 +31,7 @@ def test_multirun_writes_one_directory_per_job(tmp_path):
     "args,message",
     [
         (("al.per_iteration=1000",), "alimb: error: budget 16 x 1000 = 16000 exceeds the pool"),
-        (("al.per_iteration=0",), "alimb: error: al.per_iteration must be a positive integer"),
+        (("al.per_iteration=0",), "alimb: error: config key al.per_iteration=0 is invalid"),
         (("imbalance.target_ir=5",), "alimb: error: imbalance cannot reach ir 5.0"),
         (("dataset=embeddings", "dataset.loader.path=missing.npz"), "alimb: error: embeddings file not found"),
         (("dataset=embeddings",), "alimb: error: missing required value: dataset.loader.path"),
@@ -60,4 +63,4 @@ def test_submitit_local_launcher_preset_runs_a_sweep(tmp_path):
     """The SLURM preset's local twin: same submitit launcher and config, jobs as local processes."""
     proc = alimb(tmp_path, "-m", "hydra/launcher=slurm_local", "acquisition=random,margin", *SMALL)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert len(list(tmp_path.glob("outputs/default/synthetic/exp0.75/*/cs_svm/seed0/summary.json"))) == 2
+    assert len(list(tmp_path.glob(f"outputs/default/synthetic/exp0.75/*/cs_svm/{V}seed0/summary.json"))) == 2

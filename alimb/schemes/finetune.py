@@ -154,7 +154,12 @@ class FineTuneScheme:
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory batches need none
-            trainer.fit(self.module, loader)
+            try:
+                trainer.fit(self.module, loader)
+            except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its own clean-up: report it as Ctrl-C
+                if trainer.interrupted:
+                    raise KeyboardInterrupt from None
+                raise
         return {"train_loss": float(trainer.callback_metrics.get("train_loss", float("nan")))}
 
     @torch.inference_mode()

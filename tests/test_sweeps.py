@@ -1,0 +1,116 @@
+"""Sweeps as users run them (subprocesses): failing jobs, distinct run directories, concurrent processes, Ctrl-C."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alimb.records import read_records
+from alimb.sweep import variant
+from tests.conftest import SMALL
+
+TINY = (*SMALL[:-2], "al.iterations=3")  # synthetic, 3 iterations; al.per_iteration swept
+
+
+def alimb(cwd: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "alimb.run", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, **kwargs)
+
+
+def without_timings(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+@pytest.mark.parametrize("launcher", ["basic", "parallel", "slurm_local"])
+def test_a_failing_job_never_stops_the_others(tmp_path, launcher):
+    """One job asks for more than the pool (UserError); the other completes; the failure is listed, exit 1."""
+    proc = alimb(tmp_path, "-m", f"hydra/launcher={launcher}", "al.per_iteration=20,100000", *TINY)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    base = tmp_path / "outputs/default/synthetic/exp0.75/dmcs_rand/cs_svm"
+    good, bad = (base / f"{variant([*TINY, f'al.per_iteration={n}'])}seed0" for n in (20, 100000))
+    assert len(read_records(good)) == 3 and (good / "summary.json").exists()
+    assert not (bad / "summary.json").exists()
+    assert (bad / "error.txt").read_text().startswith("budget 3 x 100000 = 300000 exceeds the pool")
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("alimb: failed:")]
+    assert failed == [f"alimb: failed: {bad}: {(bad / 'error.txt').read_text().strip()}"]
+    assert "alimb: 1 of 2 jobs failed:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_jobs_differing_outside_the_axes_get_their_own_directories_and_resume_there(tmp_path):
+    args = ("-m", "al.per_iteration=10,20", *TINY)
+    first = alimb(tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    summaries = sorted(tmp_path.glob("outputs/default/**/summary.json"))
+    assert len(summaries) == 2 and summaries[0].parent != summaries[1].parent
+    assert sorted(len(read_records(s.parent)) for s in summaries) == [3, 3]
+    stamps = [s.stat().st_mtime_ns for s in summaries]
+    again = alimb(tmp_path, *args)  # the same command finds the same directories
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("nothing to do") == 2
+    assert [s.stat().st_mtime_ns for s in summaries] == stamps
+
+
+def test_variant_names_are_readable_stable_and_distinct():
+    assert variant(["seed=3", "acquisition=margin", "name=x", "logger.mode=offline", "overwrite=true"]) == ""
+    assert variant(["al.per_iteration=10", "al.iterations=3"]) == "al.iterations=3,al.per_iteration=10/"
+    assert variant(["al.iterations=3", "al.per_iteration=10"]) == variant(["al.per_iteration=10", "al.iterations=3"])
+    paths = [variant([f"dataset.loader.path=/data/{n}/feats.npz"]) for n in ("a", "b")]
+    assert paths[0] != paths[1] and all("/" not in p[:-1] for p in paths)  # one directory level each
+    long = variant([f"scheme.key{i}=value{i}" for i in range(20)])
+    assert len(long) <= 81 and long != variant([f"scheme.key{i}=value{i}" for i in range(19)])
+
+
+# slow enough per iteration that other processes start while the first works
+SLOWER = (
+    "dataset=synthetic", "dataset.loader.n_classes=30", "dataset.loader.n_per_class=300",
+    "dataset.loader.test_per_class=10", "dataset.loader.dim=128", "al.iterations=10", "al.per_iteration=100",
+    "acquisition=dmcs_marg",
+)
+
+
+def test_three_processes_on_one_run_directory_one_works_the_others_stop_in_one_line(tmp_path):
+    reference = alimb(tmp_path, *SLOWER, f"hydra.run.dir={tmp_path / 'reference'}")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    run_dir = tmp_path / "shared"
+    command = [sys.executable, "-m", "alimb.run", *SLOWER, f"hydra.run.dir={run_dir}"]
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / ".alimb.holder").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    others = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in [first, *others]]
+    assert results[0][0] == 0, results[0][2][-2000:]
+    for rc, _, err in results[1:]:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert rc == 2 and len(lines) == 1 and "is in use by pid" in lines[0], err
+        assert "Traceback" not in err
+    assert without_timings(read_records(run_dir)) == without_timings(read_records(tmp_path / "reference"))
+    assert not (run_dir / "error.txt").exists()
+    np.testing.assert_array_equal(np.load(run_dir / "labeled_round.npy"), np.load(tmp_path / "reference/labeled_round.npy"))
+
+
+def test_ctrl_c_is_one_line_and_the_same_command_resumes_exactly(tmp_path):
+    reference = alimb(tmp_path, *SLOWER, f"hydra.run.dir={tmp_path / 'reference'}")
+    assert reference.returncode == 0
+    run_dir = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "alimb.run", *SLOWER, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run_dir / "records.jsonl").exists() and (run_dir / "records.jsonl").read_text().count("\n") >= 3:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and len(lines) == 1, err
+    done = len(read_records(run_dir))
+    assert lines[0] == f"alimb: interrupted after iteration {done} of 10; run the same command to resume"
+    assert 3 <= done < 10 and not (run_dir / "summary.json").exists()
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert without_timings(read_records(run_dir)) == without_timings(read_records(tmp_path / "reference"))
