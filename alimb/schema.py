@@ -83,7 +83,7 @@ class PaperImbalance(Node):
 
 class Dataset(Node):
     per_iteration: Positive
-    paper_imbalance: Optional[PaperImbalance] = None
+    paper_imbalance: Optional[Union[PaperImbalance, Literal["natural"]]] = None
     image_size: Optional[Annotated[int, Field(ge=8)]] = None
     loader: dict
 
@@ -112,7 +112,7 @@ class Counts(Node):
 
 class Seeded(Node):
     seed: Count
-    preset: Optional[PaperImbalance] = None
+    preset: Optional[Union[PaperImbalance, Literal["natural"]]] = None
 
 
 # ---- acquisition ----
@@ -342,6 +342,30 @@ def validate(cfg: DictConfig) -> None:
     _walk(data, "")
     _check_backbone_names(data["backbone"])
     _check_devices(data)
+    if _uses(data["scheme"], "alimb.schemes.finetune.FineTuneScheme"):
+        _check_trainer(data["trainer"])
+
+
+def _uses(node: Any, target: str) -> bool:
+    """Whether a config subtree builds `target` anywhere."""
+    if isinstance(node, dict):
+        return node.get("_target_") == target or any(_uses(v, target) for v in node.values())
+    return False
+
+
+def _check_trainer(trainer: dict) -> None:
+    """An accelerator this machine has and a strategy Lightning knows, before a model is built."""
+    import torch
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    accelerator, strategy = trainer["accelerator"], trainer["strategy"]
+    available = {"gpu": torch.cuda.is_available(), "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available(), "tpu": False}
+    if not available.get(accelerator, True):
+        raise UserError(f"config key trainer.accelerator={accelerator!r} is invalid: no such device here; use auto or cpu")
+    known = ["auto", *sorted(StrategyRegistry.available_strategies())]
+    if strategy not in known:
+        raise UserError(f"config key trainer.strategy={strategy!r} is invalid: Lightning knows {', '.join(known[:8])}, ...")
 
 
 def _check_backbone_names(backbone: dict) -> None:

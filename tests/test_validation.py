@@ -121,6 +121,7 @@ def test_image_folder_messages_name_the_folder(tmp_path):
         (("acquisition=nope",), "alimb: error: In 'config': Could not find 'acquisition/nope'; available options"),
         (("al.iteratoins=3",), "alimb: error: Could not override 'al.iteratoins'"),
         (("seed=[1",), "alimb: error: no viable alternative at input '[1'"),
+        (("experiment=nope",), "alimb: error: In 'config': Could not find 'experiment/nope'"),
     ],
 )
 def test_the_command_line_reports_each_in_one_line_with_exit_2(tmp_path, args, message):
@@ -136,3 +137,29 @@ def test_an_output_path_blocked_by_a_file_is_one_line(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert f"{tmp_path / 'afile'} is a file, not a directory" in proc.stderr
+
+
+def test_paper_imbalance_outside_table_one_is_refused_and_mit67_keeps_its_own(make_cfg, tmp_path):
+    from alimb.config import build
+    from alimb.data.imbalance import NoImbalance
+
+    with pytest.raises(UserError, match="not in the paper's Table I"):
+        run_experiment(make_cfg("imbalance=paper"), tmp_path / "run")  # digits
+    assert isinstance(build(make_cfg("dataset=mit67", "imbalance=paper").imbalance, drop=("name", "seed")), NoImbalance)
+
+
+def test_an_empty_counts_file_is_one_clear_error(make_cfg, tmp_path):
+    (tmp_path / "counts.txt").write_text("")
+    with pytest.raises(UserError, match="holds no per-class counts"):
+        run_experiment(make_cfg("imbalance=counts", f"imbalance.path={tmp_path / 'counts.txt'}"), tmp_path / "run")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.strategy=bogus", "trainer.strategy='bogus' is invalid: Lightning knows auto, ddp"),
+    ("trainer.accelerator=tpu", "trainer.accelerator='tpu' is invalid: no such device here"),
+])
+def test_trainer_settings_are_checked_when_a_scheme_fine_tunes(make_cfg, override, message):
+    validate(make_cfg(override))  # CS-SVM does not use the trainer
+    for scheme in ("ft_th", "switch"):
+        with pytest.raises(UserError, match=message.replace("(", r"\(")):
+            validate(make_cfg(f"scheme={scheme}", override))

@@ -8,6 +8,7 @@ given) are solved so the counts hit the target ir = std/mean and total.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -110,9 +111,12 @@ class Exponential:
         )
 
 
-def paper_preset(preset: dict | None) -> "Exponential | NoImbalance":
-    """The paper's Table I targets of a dataset ({target_ir, total}); none (null): its own imbalance (MIT-67)."""
-    return NoImbalance() if preset is None else Exponential(order="random", **preset)
+def paper_preset(preset: dict | str | None) -> "Exponential | NoImbalance":
+    """The paper's Table I targets of a dataset ({target_ir, total}); 'natural': its own imbalance (MIT-67)."""
+    if preset is None:
+        raise UserError("this dataset is not in the paper's Table I (cifar100, food101, mit67), so imbalance=paper has "
+                        "no targets for it; use imbalance=exponential (imbalance.target_ir=...) or another profile")
+    return NoImbalance() if preset == "natural" else Exponential(order="random", **preset)
 
 
 class Step:
@@ -144,9 +148,14 @@ class Counts:
     @staticmethod
     def _read(path: Path) -> list[int]:
         try:
-            return [int(v) for v in (np.load(path) if path.suffix == ".npy" else np.loadtxt(path, dtype=np.int64)).ravel()]
-        except (OSError, ValueError) as err:
-            raise UserError(f"cannot read per-class counts from {path}: {err}") from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy warns about an empty file; the check below says it
+                values = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, dtype=np.int64, ndmin=1)
+        except (OSError, ValueError, EOFError) as err:
+            raise UserError(f"cannot read per-class counts from {path}: {str(err).splitlines()[0]}") from None
+        if values.size == 0:
+            raise UserError(f"{path} holds no per-class counts; write one count per class (text or .npy)")
+        return [int(v) for v in values.ravel()]
 
     def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         counts = np.asarray(self.values, dtype=np.int64)
