@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from alimb.acquisition import Selection
+from alimb.acquisition import Oracle, Selection
 from alimb.acquisition import random as random_af
 from alimb.config import build
 from alimb.data.dataset import check_labels
@@ -17,6 +17,7 @@ from alimb.data.imbalance import induce
 from alimb.errors import UserError
 from alimb.features import featurize
 from alimb.metrics import area_under_curve, evaluate
+from alimb.normalize import normalize
 from alimb.pool import Pool, imbalance_ratio, minority_classes
 from alimb import state
 from alimb.schemes import Inputs
@@ -37,12 +38,13 @@ def check_al(al: DictConfig, pool_size: int) -> tuple[int, int]:
     return iterations, per_iteration
 
 
-def check_selection(selection: Selection, labeled_mask: np.ndarray, budget: int) -> None:
+def check_selection(selection: Selection, labeled_mask: np.ndarray, budget: int, oracle: Oracle) -> None:
     """The invariants every AF must keep."""
     idx = selection.indices
     assert idx.size == budget, f"AF selected {idx.size} samples, the budget is {budget}"
     assert np.unique(idx).size == idx.size, "AF selected a sample twice"
     assert not labeled_mask[idx].any(), "AF selected an already labeled sample"
+    assert np.isin(oracle.revealed, idx).all(), "AF asked the oracle about a sample it did not select"
 
 
 def load_pool(cfg: DictConfig, needs_images: bool) -> tuple[Pool, Inputs, Inputs, np.ndarray, np.ndarray]:
@@ -58,8 +60,9 @@ def load_pool(cfg: DictConfig, needs_images: bool) -> tuple[Pool, Inputs, Inputs
     data = featurize(raw, build(cfg.backbone), cfg.cache_dir, images=needs_images)
     keep = induce(data.train_y, data.n_classes, profile, cfg.imbalance.seed)  # absolute into the training split
     pool = Pool(data.train_y[keep], data.n_classes)
-    pool_in = Inputs(data.train_x[keep], None if data.train_images is None else data.train_images[keep])
-    return pool, pool_in, Inputs(data.test_x, data.test_images), data.test_y, keep
+    pool_x, test_x = normalize(data.train_x[keep], data.test_x, cfg.features.normalize)
+    pool_in = Inputs(pool_x, None if data.train_images is None else data.train_images[keep])
+    return pool, pool_in, Inputs(test_x, data.test_images), data.test_y, keep
 
 
 def summarize(records: list[dict], pool: Pool, cfg: DictConfig) -> dict:
@@ -70,6 +73,7 @@ def summarize(records: list[dict], pool: Pool, cfg: DictConfig) -> dict:
         "final_labeled_ir": records[-1]["labeled_ir"],
         "auc": area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records]),
         "switch_iteration": records[-1].get("switch_iteration"),
+        "features_normalize": cfg.features.normalize,
         "n_iterations": len(records),
         "pool": {"size": len(pool), "ir": imbalance_ratio(pool.pool_counts()), "counts": pool.pool_counts().tolist()},
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -126,11 +130,12 @@ def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
             rng, scheme_rng = (np.random.default_rng(s) for s in seeds[k].spawn(2))
             t0 = time.perf_counter()
             af = random_af if k == 0 else acquire  # iteration 0 is random (paper §III)
+            oracle = Oracle(pool.labels)
             selection = af(
-                scores=scores, features=features, labels=pool.known_labels(), labeled_mask=pool.labeled_mask,
-                n_classes=n_classes, budget=per_iteration, rng=rng,
+                scores=scores, features=features, fg=pool_in.features, labels=pool.known_labels(),
+                labeled_mask=pool.labeled_mask, n_classes=n_classes, budget=per_iteration, rng=rng, oracle=oracle,
             )
-            check_selection(selection, pool.labeled_mask, per_iteration)
+            check_selection(selection, pool.labeled_mask, per_iteration, oracle)
             pool.label(selection.indices, k)
             t1 = time.perf_counter()
             labeled = pool.labeled_idx
@@ -149,6 +154,8 @@ def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
                 "class_counts": counts.tolist(),
                 "n_from_quota": selection.n_quota,
                 "n_from_auxiliary": selection.n_auxiliary,
+                "quota_requested": selection.quota_requested,
+                "n_revealed_within_batch": int(np.unique(oracle.revealed).size),
                 "scheme": cfg.scheme.name,
                 "scheme_used": cfg.scheme.name,
                 **fitted,  # what the scheme reports (the switch: the scheme used, cross-validation scores)

@@ -124,6 +124,10 @@ class OnDevice(Node):
     device: Device = "auto"
 
 
+class CdsBal(OnDevice):
+    reveal_within_batch: bool
+
+
 class MinoritySampling(Node):
     within: dict
     auxiliary: dict
@@ -217,6 +221,10 @@ class Wandb(Node):
     timeout: PositiveNumber = 15
 
 
+class Features(Node):
+    normalize: Literal["none", "l2", "standard"]
+
+
 class AL(Node):
     iterations: Positive
     per_iteration: Positive
@@ -229,6 +237,7 @@ class Top(Node):
     data_dir: str
     cache_dir: str
     overwrite: bool
+    features: Features
     al: AL
     dataset: Dataset
     imbalance: dict
@@ -275,7 +284,7 @@ MODELS: dict[str, type[Node]] = {
     **{f"{A}minority.{n}": Plain for n in ("certain", "uncertain")},
     f"{A}minority.diverse": OnDevice,
     f"{A}kcenter.coreset": OnDevice,
-    f"{A}cds.cds_bal": OnDevice,
+    f"{A}cds.cds_bal": CdsBal,
     f"{A}minority.minority_sampling": MinoritySampling,
     "alimb.schemes.svm.LinearSVMScheme": LinearSVM,
     "alimb.schemes.finetune.FineTuneScheme": FineTune,

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alimb.acquisition import Oracle
 from alimb.config import build
 from alimb.errors import UserError
 from alimb.run import CONFIG_DIR
@@ -22,7 +23,8 @@ def inputs(seed=0, n_labeled=60):
     scores[np.arange(N), y] += 1.5
     labeled = np.zeros(N, dtype=bool)
     labeled[rng.choice(N, n_labeled, replace=False)] = True
-    return dict(scores=scores, features=features, labels=np.where(labeled, y, -1), labeled_mask=labeled, n_classes=C)
+    return dict(scores=scores, features=features, fg=features, labels=np.where(labeled, y, -1), labeled_mask=labeled,
+                n_classes=C, oracle=Oracle(y))
 
 
 @pytest.fixture(params=AFS)
@@ -57,3 +59,17 @@ def test_budget_larger_than_unlabeled_pool_is_a_clear_error(af):
 def test_non_positive_budget_is_a_clear_error(af):
     with pytest.raises(UserError, match="positive"):
         af(**inputs(), budget=0, rng=np.random.default_rng(0))
+
+
+def test_no_af_reads_labels_it_was_not_given(af):
+    """Garbage as the labels of unlabeled samples (and as the oracle's answers) leaves the picks of every AF
+    that does not reveal within a batch unchanged; those that do ask only about samples they select."""
+    x = inputs()
+    true = af(**x, budget=50, rng=np.random.default_rng(3))
+    garbage = dict(x, oracle=Oracle(np.random.default_rng(9).integers(0, C, N)))
+    garbled = af(**garbage, budget=50, rng=np.random.default_rng(3))
+    if getattr(af, "keywords", {}).get("reveal_within_batch"):
+        assert np.isin(x["oracle"].revealed, true.indices).all()
+    else:
+        np.testing.assert_array_equal(true.indices, garbled.indices)
+        assert x["oracle"].revealed.size == 0

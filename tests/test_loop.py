@@ -67,3 +67,29 @@ def test_budget_larger_than_pool_fails_before_writing(make_cfg, tmp_path):
 def test_non_positive_iteration_size(make_cfg, tmp_path, value):
     with pytest.raises(UserError, match=r"config key al.per_iteration=-?\d is invalid: Input should be greater than or equal to 1"):
         run(make_cfg, tmp_path, f"al.per_iteration={value}")
+
+
+def test_feature_normalisation_reaches_scheme_and_afs_and_is_recorded(make_cfg, tmp_path, monkeypatch):
+    from alimb import loop
+    from alimb.normalize import normalize
+
+    seen = {}
+    original = loop.load_pool
+
+    def spy(cfg, needs_images):
+        out = original(cfg, needs_images)
+        seen[cfg.features.normalize] = out[1].features
+        return out
+
+    monkeypatch.setattr(loop, "load_pool", spy)
+    for method in ("none", "l2", "standard"):
+        run(make_cfg, tmp_path / method, f"features.normalize={method}")
+        summary = json.loads((tmp_path / method / "run" / "summary.json").read_text())
+        assert summary["features_normalize"] == method and summary["config"]["features"]["normalize"] == method
+    np.testing.assert_allclose(np.linalg.norm(seen["l2"], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(seen["standard"].mean(axis=0), 0.0, atol=1e-5)
+    raw = seen["none"]
+    np.testing.assert_allclose(seen["l2"], raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5)
+    pool, test = normalize(np.array([[3.0, 4.0], [0.0, 0.0]]), np.array([[0.0, 2.0]]), "l2")
+    np.testing.assert_allclose(pool, [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(test, [[0.0, 1.0]])

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from alimb.acquisition import cds_bal, coreset, kcenter_greedy, margin, minority_quotas, minority_sampling, random
-from alimb.acquisition.minority import certain, diverse, uncertain
+from alimb.acquisition import Oracle, cds_bal, coreset, kcenter_greedy, margin, minority_quotas, minority_sampling, random
+from alimb.acquisition.minority import allocate, certain, diverse, uncertain
 
 
 @pytest.mark.parametrize(
@@ -18,9 +18,47 @@ from alimb.acquisition.minority import certain, diverse, uncertain
     ],
 )
 def test_quotas_and_apportionment(counts, budget, expected):
-    quotas = minority_quotas(np.array(counts), budget)
-    assert quotas.tolist() == expected
-    assert quotas.sum() <= budget
+    taken = allocate(minority_quotas(np.array(counts)), np.full(len(counts), 1000), budget)  # candidates aplenty
+    assert taken.tolist() == expected
+    assert taken.sum() <= budget
+
+
+def test_a_class_short_of_candidates_hands_its_share_to_other_minority_classes():
+    """Quotas 10, 10, 10 over a budget of 12 (shares 4, 4, 4); class 1 has one candidate: its 3 go to 2 and 3."""
+    taken = allocate(np.array([0, 10, 10, 10]), np.array([100, 1, 50, 50]), 12)
+    assert taken.tolist() == [0, 1, 6, 5]  # the 3 left: shares 1.5, 1.5 -> 1, 1, and the tie to the lower index
+
+
+def test_quota_overflow_with_enough_candidates_is_filled_entirely_from_quotas():
+    """Sum of quotas > budget, one minority class nearly without predicted candidates: 100% from quotas."""
+    n_classes, rng = 4, np.random.default_rng(0)
+    labels = np.full(400, -1)
+    labels[:40] = np.repeat([0, 1, 2, 3], [37, 1, 1, 1])  # mu = 10: quotas 0, 9, 9, 9 = 27 > budget 12
+    predicted = np.r_[np.zeros(40, dtype=int), [1], np.full(179, 2), np.full(180, 3)]  # class 1: one candidate
+    scores = np.eye(n_classes)[predicted] + 0.01 * rng.random((400, n_classes))
+    sel = minority_sampling(scores=scores, features=rng.normal(size=(400, 3)), labels=labels, labeled_mask=labels >= 0,
+                            budget=12, rng=rng, within=diverse, auxiliary=random)
+    assert sel.n_quota == 12 and sel.quota_requested == 27
+    assert np.bincount(predicted[sel.indices], minlength=4).tolist() == [0, 1, 6, 5]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_allocation_never_exceeds_quota_or_candidates_and_fills_what_it_can(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 12))
+    counts = rng.integers(0, 30, n)
+    quotas = minority_quotas(counts)
+    candidates = rng.integers(0, 25, n)
+    budget = int(rng.integers(1, 60))
+    taken = allocate(quotas, candidates, budget)
+    assert (taken <= quotas).all() and (taken <= candidates).all() and (taken >= 0).all()
+    assert taken.sum() == min(budget, np.minimum(quotas, candidates).sum())
+    labels = np.full(counts.sum() + 200, -1)
+    labels[:counts.sum()] = np.repeat(np.arange(n), counts)
+    scores = rng.normal(size=(labels.size, n))
+    sel = minority_sampling(scores=scores, labels=labels, labeled_mask=labels >= 0, budget=budget, rng=rng,
+                            within=uncertain, auxiliary=random)
+    assert sel.indices.size == budget and np.unique(sel.indices).size == budget
 
 
 def two_class_case():
@@ -134,25 +172,40 @@ def test_coreset_in_small_chunks_is_the_same(monkeypatch):
     np.testing.assert_array_equal(whole.indices, chunked.indices)
 
 
-def test_cds_bal_prefers_near_minority_far_from_majority():
-    features = np.array([[0, 0], [0, 1], [10, 0], [9, 0], [5, 0], [1, 0], [0, -1]], dtype=np.float32)
-    labels = np.array([0, 0, 1, -1, -1, -1, -1])  # class 0 majority (2), class 1 minority (1): quota 1
-    sel = cds_bal(features=features, labels=labels, labeled_mask=labels >= 0, n_classes=2, budget=2,
-                  rng=np.random.default_rng(0), device="cpu")
-    # utility d(majority centroid (0, .5)) - d(centroid 1 (10, 0)): (9,0) best
-    assert sel.indices[0] == 3 and sel.n_quota == 1 and sel.indices.size == 2
+def cds_case(points, labels, truth):
+    fg = np.array(points, dtype=float).reshape(len(points), -1)
+    labels = np.array(labels)
+    return dict(fg=fg, labels=labels, labeled_mask=labels >= 0, oracle=Oracle(np.array(truth)))
 
 
-def test_cds_bal_majority_centroids_are_classes_at_or_above_the_mean():
-    # counts 6, 1, 1 (mu 2.67): quotas 2, 2 over a budget of 1 -> apportioned 1, 0. Class 2 keeps a zero
-    # quota but is still a minority class: its centroid (10, 2) must not count as a majority centroid.
-    features = np.array([[0, 0]] * 6 + [[10, 0], [10, 2], [10, 1], [6, 0]], dtype=np.float32)
-    labels = np.array([0] * 6 + [1, 2, -1, -1])
-    sel = cds_bal(features=features, labels=labels, labeled_mask=labels >= 0, n_classes=3, budget=1,
-                  rng=np.random.default_rng(0), device="cpu")
-    # utilities d(class-0 centroid) - d(class-1 centroid): (10, 1) 10.05 - 1 = 9.05; (6, 0) 6 - 4 = 2
-    # (had class 2 counted as majority: (10, 1) 1 - 1 = 0 < (6, 0) 4.47 - 4 = 0.47)
+def test_cds_bal_follows_the_published_rule_pick_by_pick():
+    """1-D: class 0 labeled 3x at 0, class 1 once at 10 (mean 2, majority {0}, gap 2, budget 2: balancing).
+    Pick 1: ratios d(x,10)/d(x,0): 9 -> 1/9, 5 -> 1, 11 -> 1/11, 20 -> 1/2: x=11, revealed class 1.
+    Counts 3, 2 (gap 1, budget left 1: still balancing); centroid of 1 moves to 10.5:
+    pick 2: 9 -> 1.5/9, 5 -> 5.5/5, 20 -> 9.5/20: x=9."""
+    x = cds_case([0, 0, 0, 10, 9, 5, 11, 20], [0, 0, 0, 1, -1, -1, -1, -1], [0, 0, 0, 1, 1, 0, 1, 1])
+    sel = cds_bal(**x, n_classes=2, budget=2, rng=np.random.default_rng(0), device="cpu")
+    assert sel.indices.tolist() == [6, 4] and sel.n_quota == 2
+    assert x["oracle"].revealed.tolist() == [6, 4]  # each pick's label, before the next pick
+
+
+def test_cds_bal_divides_by_the_nearest_majority_centroid_and_needs_no_rarest_centroid():
+    """Majority classes 0 at (0,0) and 1 at (10,0), class 2 never labeled (numerator 1): the pick is the sample
+    farthest from its nearest majority centroid, (5,6) at 7.8; the farthest-centroid reading would take (-4,0)."""
+    x = cds_case([[0, 0]] * 3 + [[10, 0]] * 3 + [[5, 0], [-4, 0], [5, 6]], [0] * 3 + [1] * 3 + [-1] * 3,
+                 [0] * 3 + [1] * 3 + [2] * 3)
+    sel = cds_bal(**x, n_classes=3, budget=1, rng=np.random.default_rng(0), device="cpu")
     assert sel.indices.tolist() == [8] and sel.n_quota == 1
+
+
+def test_cds_bal_is_random_once_balanced_relative_to_the_budget_left():
+    """Counts 3, 1 (gap 2, one minority class): with 3 to pick, 3 > 1 x 2, so the first pick is random; every
+    unlabeled sample being of class 1, counts go 3, 2 (2 left > 1 x 1: random) and 3, 3 (no majority: random)."""
+    x = cds_case([0, 0, 0, 10, 9, 5, 11, 20], [0, 0, 0, 1, -1, -1, -1, -1], [0, 0, 0, 1, 1, 1, 1, 1])
+    sel = cds_bal(**x, n_classes=2, budget=3, rng=np.random.default_rng(0), device="cpu")
+    assert sel.n_quota == 0 and sel.indices.size == 3
+    balanced = cds_case([0, 10, 1, 2, 3], [0, 1, -1, -1, -1], [0, 1, 0, 1, 0])
+    assert cds_bal(**balanced, n_classes=2, budget=1, rng=np.random.default_rng(0), device="cpu").n_quota == 0
 
 
 def test_lazy_initial_distances_break_ties_like_the_reference(monkeypatch):

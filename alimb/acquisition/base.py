@@ -11,14 +11,34 @@ from alimb.errors import UserError
 
 @dataclass(frozen=True)
 class Selection:
-    """Selected absolute pool indices; the first `n_quota` came from minority-class quotas."""
+    """Selected absolute pool indices; the first `n_quota` came from minority-class quotas (or a balancing rule)."""
 
     indices: np.ndarray  # (budget,) int64, absolute into the pool
     n_quota: int = 0
+    quota_requested: int = 0  # sum of the minority quotas m_c (Eq. 3) before the budget capped them
 
     @property
     def n_auxiliary(self) -> int:
         return len(self.indices) - self.n_quota
+
+
+class Oracle:
+    """The simulated annotator, for AFs that read the labels of samples they picked earlier in the same batch
+    (`reveal_within_batch`); remembers what it revealed, so the loop can check only selected samples were asked."""
+
+    def __init__(self, labels: np.ndarray):
+        self._labels = np.asarray(labels)
+        self._asked: list[np.ndarray] = []
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        self._asked.append(idx.copy())
+        return self._labels[idx]
+
+    @property
+    def revealed(self) -> np.ndarray:
+        """Absolute indices whose labels were revealed so far."""
+        return np.concatenate(self._asked) if self._asked else np.empty(0, dtype=np.int64)
 
 
 def unlabeled_candidates(labeled_mask: np.ndarray, budget: int) -> np.ndarray:

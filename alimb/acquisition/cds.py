@@ -1,54 +1,84 @@
-"""cds-bal (the authors' cold-start AF [17], adapted to iterations as the paper says). Our reading:
+"""cds-bal: the balancing AF of the authors' WACV 2020 paper ([17]: Aggarwal, Popescu, Hudelot, "Active
+Learning for Imbalanced Datasets"), applied at every iteration as the paper says, always in F_g.
 
-in the feature space F_g, for each minority class c (Eq. 3) with quota m_c, take the m_c unlabeled
-samples minimising d(x, centroid_c) - d(x, nearest majority centroid); centroids are the means of
-the labeled samples of each class (true labels). A minority class with no labeled sample has no
-centroid and gets nothing. The rest of the budget is filled at random.
+The published rule, one pick at a time (as the public re-implementation `BalancingSampler` of
+zeyademam/active_learning does it):
+1. From the labeled counts s_c (those picked earlier in this batch included): majority classes have
+   s_c > mean, the others are minority; gap = mean count of the majority classes - that of the minority.
+2. If the budget left <= (number of minority classes) * gap, the labeled set is imbalanced relative to
+   the budget: take the unlabeled sample minimising d(x, centroid of the rarest class) /
+   d(x, nearest majority centroid), centroids being the means of the labeled samples in F_g.
+   Otherwise (balanced relative to the budget left, or no majority class) take one at random.
+3. The picked sample's label is counted (and its class centroid updated) before the next pick.
+
+Where we had to choose (the sources leave these open or disagree):
+- Denominator: the *nearest* majority centroid, as the paper's text says ("maximize the distance to the
+  centroid of the closest majority class"); the re-implementation divides by the farthest one (`.max`,
+  in a variable named `min_dist_to_majcenters`).
+- Distances are squared Euclidean there and plain here: the ratio's order is the same.
+- A rarest class with no labeled sample has no centroid: the numerator is 1 (as the re-implementation),
+  so the pick is the sample farthest from every majority centroid. Ties for the rarest class: the lowest
+  class index (as torch's min). Ties between samples: at random by the generator (there: the first).
+- Step 3 reads the simulated oracle (`reveal_within_batch: true`, the published behaviour); with
+  `false` the pick is counted under its predicted class (argmax of the scores) instead.
+- Iterative use: the rule runs within each iteration's budget; iteration 0 is random like every AF's.
+Picks of step 2's balancing branch count as `n_quota`, random ones as auxiliary.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
-from alimb.acquisition.base import Selection, top_k, unlabeled_candidates
-from alimb.acquisition.minority import complete, minority_quotas
-from alimb.acquisition.uncertainty import random
+from alimb.acquisition.base import Selection, unlabeled_candidates
 from alimb.devices import resolve_device
-from alimb.pool import minority_classes
-
-
-def class_centroids(features: torch.Tensor, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Mean feature of each class's labeled samples (NaN rows for classes with none): (n_classes, d)."""
-    idx = np.flatnonzero(labeled_mask)
-    y = torch.as_tensor(labels[idx], device=features.device)
-    sums = torch.zeros(n_classes, features.shape[1], dtype=features.dtype, device=features.device)
-    sums.index_add_(0, y, features[torch.as_tensor(idx, device=features.device)])
-    counts = torch.bincount(y, minlength=n_classes).to(features.dtype)
-    return sums / counts[:, None]
 
 
 def cds_bal(
-    *, features: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator,
-    n_classes: int, device: str = "auto", **_,
+    *, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
+    rng: np.random.Generator, oracle: Callable[[np.ndarray], np.ndarray] | None = None,
+    scores: np.ndarray | None = None, reveal_within_batch: bool = True, device: str = "auto", **_,
 ) -> Selection:
-    """Minority quotas filled by closeness to the class centroid relative to the nearest majority centroid."""
+    """WACV 2020's balancing rule in F_g (`fg`: (n_pool, d)), one pick at a time; see the module docstring."""
     unlabeled = unlabeled_candidates(labeled_mask, budget)
-    counts = np.bincount(labels[labeled_mask], minlength=n_classes)
-    quotas = minority_quotas(counts, budget)
-    majority = np.flatnonzero(~minority_classes(counts))  # s_c >= mu_k: not by quota, which apportioning may zero
-    served = np.flatnonzero((quotas > 0) & (counts > 0))  # minority classes that have a centroid
-    free = np.ones(unlabeled.size, dtype=bool)  # unlabeled samples not picked yet
-    picked: list[np.ndarray] = []
-    if majority.size and served.size:
-        feats = torch.as_tensor(features).to(resolve_device(device), torch.float32)
-        centroids = class_centroids(feats, labels, labeled_mask, n_classes)
-        x = feats[torch.as_tensor(unlabeled, device=feats.device)]  # (n_unlabeled, d)
-        to_majority = torch.cdist(x, centroids[torch.as_tensor(majority, device=feats.device)]).min(dim=1).values
-        for c in served:
-            utility = (to_majority - torch.linalg.vector_norm(x - centroids[c], dim=1)).cpu().numpy()
-            chosen = top_k(utility[free], np.flatnonzero(free), min(int(quotas[c]), int(free.sum())), rng)
-            free[chosen] = False
-            picked.append(unlabeled[chosen])
-    quota_picks = np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
-    return complete(quota_picks, random, labeled_mask=labeled_mask, budget=budget, rng=rng)
+    if reveal_within_batch and oracle is None:
+        raise ValueError("cds_bal with reveal_within_batch=True needs the oracle (the loop passes it)")
+    candidates = unlabeled[rng.permutation(unlabeled.size)]  # random tie-break: argmin takes the first
+    dev = resolve_device(device)
+    feats = torch.as_tensor(np.asarray(fg), dtype=torch.float32)
+    x = feats[torch.as_tensor(candidates)].to(dev)  # (m, d)
+    x_norm = (x * x).sum(dim=1)  # (m,)
+    counts = np.bincount(labels[labeled_mask], minlength=n_classes).astype(np.int64)  # (C,)
+    sums = torch.zeros(n_classes, x.shape[1], device=dev)
+    idx = np.flatnonzero(labeled_mask)
+    sums.index_add_(0, torch.as_tensor(labels[idx], device=dev), feats[torch.as_tensor(idx)].to(dev))
+    centroids = sums / torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32, device=dev)[:, None]  # (C, d)
+    x_dot_c = x @ centroids.T  # (m, C)
+    c_norm = (centroids * centroids).sum(dim=1)  # (C,)
+    free = torch.ones(candidates.size, dtype=torch.bool, device=dev)
+    balancing, at_random = [], []
+    for q in range(budget):
+        majority = counts > counts.mean()
+        gap = counts[majority].mean() - counts[~majority].mean() if majority.any() else 0.0
+        if majority.any() and budget - q <= (~majority).sum() * gap:
+            rarest = int(np.argmin(counts))
+            distance = (x_norm[:, None] - 2 * x_dot_c + c_norm).clamp_min_(0).sqrt_()  # (m, C)
+            nearest_majority = distance[:, torch.as_tensor(np.flatnonzero(majority), device=dev)].min(dim=1).values
+            near_rarest = distance[:, rarest] if counts[rarest] > 0 else torch.ones_like(nearest_majority)
+            ratio = torch.nan_to_num(near_rarest / nearest_majority, nan=float("inf"))
+            j = int(torch.argmin(torch.where(free, ratio, torch.full_like(ratio, float("inf")))))
+            balancing.append(j)
+        else:
+            j = int(rng.choice(torch.nonzero(free).flatten().cpu().numpy()))
+            at_random.append(j)
+        free[j] = False
+        picked = candidates[j]
+        y = int(oracle(np.array([picked]))[0]) if reveal_within_batch else int(np.argmax(scores[picked]))
+        counts[y] += 1  # the pick's label counts before the next pick, and moves its class centroid
+        sums[y] += x[j]
+        centroids[y] = sums[y] / counts[y]
+        x_dot_c[:, y] = x @ centroids[y]
+        c_norm[y] = centroids[y] @ centroids[y]
+    return Selection(candidates[np.array(balancing + at_random, dtype=np.int64)], n_quota=len(balancing))
