@@ -14,13 +14,19 @@ import numpy as np
 
 from alimb.metrics import area_under_curve
 
-GROUP = ("dataset", "imbalance", "acquisition", "scheme")
+GROUP = ("name", "dataset", "imbalance", "acquisition", "scheme")  # name: the experiment
+# sweeps stored as experiment=paper/figN, drawn in the paper's layout: (file, metric, y label) per figure
+PAPER_FIGURES = {
+    "paper_fig1": [("fig1_accuracy", "accuracy", "accuracy"), ("fig2_labeled_ir", "labeled_ir", "labeled-set ir")],
+    "paper_fig3": [("fig3_accuracy", "accuracy", "accuracy"), ("fig4_labeled_ir", "labeled_ir", "labeled-set ir")],
+    "paper_fig5": [("fig5_schemes", "accuracy", "accuracy")],
+}
 
 
 @dataclass
 class Run:
     path: Path
-    key: tuple[str, str, str, str]  # (dataset, imbalance, acquisition, scheme)
+    key: tuple[str, str, str, str, str]  # (experiment name, dataset, imbalance, acquisition, scheme)
     seed: int
     records: list[dict]
     complete: bool
@@ -28,7 +34,7 @@ class Run:
 
 @dataclass
 class Group:
-    key: tuple[str, str, str, str]
+    key: tuple[str, str, str, str, str]
     complete: list[Run] = field(default_factory=list)
     partial: list[Run] = field(default_factory=list)
 
@@ -60,7 +66,7 @@ def find_runs(dirs: list[Path]) -> list[Run]:
             config = json.loads(config_path.read_text())
             with open(run_dir / "records.jsonl") as f:
                 records = [json.loads(line) for line in f if line.strip()]
-            key = tuple(str(config[g]["name"]) for g in GROUP)
+            key = (str(config["name"]), *(str(config[g]["name"]) for g in GROUP[1:]))
             runs.append(Run(run_dir, key, int(config["seed"]), records, (run_dir / "summary.json").exists()))
     return runs
 
@@ -79,7 +85,7 @@ def area(records: list[dict]) -> float:
 
 
 def table_rows(groups: list[Group]) -> list[dict]:
-    """One row per (dataset, imbalance, AF, scheme): mean and std over complete seeds, best first."""
+    """One row per (experiment, dataset, imbalance, AF, scheme): mean and std over complete seeds, best first."""
     rows = []
     for g in groups:
         finals = {
@@ -93,7 +99,7 @@ def table_rows(groups: list[Group]) -> list[dict]:
             row[f"{name}_mean"] = float(v.mean()) if v.size else float("nan")
             row[f"{name}_std"] = float(v.std(ddof=1)) if v.size > 1 else 0.0 if v.size else float("nan")
         rows.append(row)
-    rows.sort(key=lambda r: (r["dataset"], r["imbalance"], -np.nan_to_num(r["final_accuracy_mean"], nan=-1)))
+    rows.sort(key=lambda r: (r["name"], r["dataset"], r["imbalance"], -np.nan_to_num(r["final_accuracy_mean"], nan=-1)))
     return rows
 
 
@@ -104,58 +110,88 @@ def write_tables(rows: list[dict], out: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        "| dataset | imbalance | acquisition | scheme | seeds | final accuracy | AUC | final labeled ir |",
-        "|---|---|---|---|---|---|---|---|",
+        "| experiment | dataset | imbalance | acquisition | scheme | seeds | final accuracy | AUC | final labeled ir |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         seeds = f"{r['seeds']}" + (f" (+{r['partial_runs']} unfinished, not included)" if r["partial_runs"] else "")
         cell = lambda m: f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" if r["seeds"] else "n/a"  # noqa: E731
         lines.append(
-            f"| {r['dataset']} | {r['imbalance']} | {r['acquisition']} | {r['scheme']} | {seeds} | "
+            f"| {r['name']} | {r['dataset']} | {r['imbalance']} | {r['acquisition']} | {r['scheme']} | {seeds} | "
             f"{cell('final_accuracy')} | {cell('auc')} | {cell('final_labeled_ir')} |"
         )
     note = "\nMean ± sample std over seeds; AUC = area under accuracy vs labeled count / labeled range.\n"
     (out / "results.md").write_text("\n".join(lines) + "\n" + note)
 
 
+def _draw(ax, group: Group, metric: str, label: str, style: str = "-") -> None:
+    """One curve: mean over seeds with a ± std band, and a `*` where the scheme switched (accuracy)."""
+    x, mean, std = group.curve(metric)
+    line, = ax.plot(x, mean, style, marker="o", ms=3, label=f"{label} (n={len(group.complete)})")
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    switch = group.switch_at()
+    if switch is not None and metric == "accuracy":
+        ax.plot([switch], [np.interp(switch, x, mean)], "*", ms=14, color=line.get_color())
+
+
 def plot_panels(groups: list[Group], out: Path) -> list[Path]:
     """Accuracy and labeled-set ir vs labeled count per AF, and the scheme comparison, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
     by_panel: dict[tuple, list[Group]] = defaultdict(list)
     for g in groups:
         if g.complete:
-            by_panel[g.key[:2]].append(g)
-    for (dataset, imbalance), members in sorted(by_panel.items()):
-        schemes = sorted({g.key[3] for g in members})
+            by_panel[g.key[:3]].append(g)
+    for (name, dataset, imbalance), members in sorted(by_panel.items()):
+        schemes = sorted({g.key[4] for g in members})
+        tag = f"{dataset}_{imbalance}" if name == "default" else f"{name}_{dataset}_{imbalance}"
         for metric, label in (("accuracy", "accuracy (mean per-class)"), ("labeled_ir", "labeled-set ir")):
             fig, axes = plt.subplots(1, len(schemes), figsize=(6 * len(schemes), 4.5), squeeze=False)
             for ax, scheme in zip(axes[0], schemes):
-                for g in sorted((g for g in members if g.key[3] == scheme), key=lambda g: g.key[2]):
-                    x, mean, std = g.curve(metric)
-                    line, = ax.plot(x, mean, marker="o", ms=3, label=f"{g.key[2]} (n={len(g.complete)})")
-                    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-                    switch = g.switch_at()
-                    if switch is not None and metric == "accuracy":
-                        ax.plot([switch], [np.interp(switch, x, mean)], "*", ms=14, color=line.get_color())
+                for g in sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.key[3]):
+                    _draw(ax, g, metric, g.key[3])
                 ax.set(title=f"{dataset} / {imbalance} / {scheme}", xlabel="labeled samples", ylabel=label)
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
-            written.append(_save(fig, out / f"{metric}_{dataset}_{imbalance}.png"))
+            written.append(_save(fig, out / f"{metric}_{tag}.png"))
         if len(schemes) > 1:
             fig, ax = plt.subplots(figsize=(7, 4.5))
             styles = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
-            for g in sorted(members, key=lambda g: g.key[2:]):
+            for g in sorted(members, key=lambda g: g.key[3:]):
                 x, mean, _ = g.curve("accuracy")
-                ax.plot(x, mean, styles[g.key[3]], label=f"{g.key[3]} {g.key[2]}")
+                ax.plot(x, mean, styles[g.key[4]], label=f"{g.key[4]} {g.key[3]}")
             ax.set(title=f"schemes: {dataset} / {imbalance}", xlabel="labeled samples", ylabel="accuracy")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-            written.append(_save(fig, out / f"schemes_{dataset}_{imbalance}.png"))
+            written.append(_save(fig, out / f"schemes_{tag}.png"))
+    return written
+
+
+def plot_paper_figures(groups: list[Group], out: Path) -> list[Path]:
+    """The paper's figures for sweeps of experiment=paper/figN: one panel per dataset, shared y-axis; Fig. 5
+    draws scheme x AF (line style by scheme), the others one line per AF with a `*` at the switch."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    for name, figures in PAPER_FIGURES.items():
+        members = [g for g in groups if g.key[0] == name and g.complete]
+        if not members:
+            continue
+        panels = sorted({g.key[1:3] for g in members})
+        schemes = sorted({g.key[4] for g in members})
+        styles = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
+        for filename, metric, ylabel in figures:
+            fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False, sharey=True)
+            for ax, (dataset, imbalance) in zip(axes[0], panels):
+                for g in sorted((g for g in members if g.key[1:3] == (dataset, imbalance)), key=lambda g: g.key[3:]):
+                    label = f"{g.key[4]} {g.key[3]}" if name == "paper_fig5" else g.key[3]
+                    _draw(ax, g, metric, label, styles[g.key[4]] if name == "paper_fig5" else "-")
+                ax.set(title=f"{dataset} ({imbalance})", xlabel="labeled samples")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=8)
+            axes[0][0].set_ylabel(ylabel)
+            written.append(_save(fig, out / f"{filename}.png"))
     return written
 
 
@@ -177,7 +213,10 @@ def report(dirs: list[Path], out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(groups)
     write_tables(rows, out)
-    figures = plot_panels(groups, out)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figures = plot_panels(groups, out) + plot_paper_figures(groups, out)
     partial = sum(len(g.partial) for g in groups)
     return {"runs": len(runs), "unfinished": partial, "figures": figures, "tables": [out / "results.md", out / "results.csv"]}
 

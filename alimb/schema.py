@@ -167,6 +167,7 @@ class Switch(Node):
     finetune_name: str
     sticky: bool
     holdout: Fraction
+    folds: Positive
 
 
 # ---- backbone, trainer, logger ----

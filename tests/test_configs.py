@@ -53,16 +53,35 @@ def test_scheme_objects_match_their_config(make_cfg):
     assert build(make_cfg("scheme=cs_svm").scheme).class_weight == "balanced"
 
 
-@pytest.mark.parametrize("dataset", ["cifar100", "food101", "mit67"])
-def test_paper_experiments_are_the_papers_protocol(dataset):
+def sweep_jobs(*overrides):
+    """The jobs a multirun of these overrides runs, as alimb's sweeper expands them."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.alimb_sweeper import AlimbSweeper
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment=paper_{dataset}"], return_hydra_config=True)
-    assert cfg.dataset.name == dataset and cfg.imbalance.name == "paper" and cfg.scheme.name == "cs_svm"
-    assert (cfg.al.iterations, cfg.al.per_iteration) == (16, 500)
-    assert cfg.backbone.name == "resnet18" and cfg.name == f"paper_{dataset}"
-    params = cfg.hydra.sweeper.params
-    assert params.seed == "0,1,2,3,4"
-    assert {"random", "margin", "coreset", "dmcs_rand", "dmcs_marg"} <= set(params.acquisition.split(","))
-    assert set(params.acquisition.split(",")) <= set(options("acquisition"))
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    params = [f"{k}={v}" for k, v in sweeper.params.items()]
+    parsed = OverridesParser.create().parse_overrides(params)
+    batches = AlimbSweeper(max_batch_size=None, exclude=sweeper.exclude).split_arguments(parsed, None)
+    return cfg, [dict(o.split("=", 1) for o in job) for batch in batches for job in batch]
+
+
+@pytest.mark.parametrize("dataset", ["cifar100", "food101", "mit67"])
+def test_paper_figure_sweeps_are_the_papers_protocol(dataset):
+    cfg, fig1 = sweep_jobs("experiment=paper/fig1", f"dataset={dataset}")
+    assert cfg.dataset.name == dataset and cfg.imbalance.name == "paper" and cfg.scheme.name == "switch"
+    assert (cfg.al.iterations, cfg.al.per_iteration) == (16, 500) and cfg.backbone.name == "resnet18"
+    assert len(fig1) == 30 and {j["seed"] for j in fig1} == {"0", "1", "2", "3", "4"}
+    assert {j["acquisition"] for j in fig1} == {"random", "margin", "coreset", "cds_bal", "dmcs_rand", "dmcs_marg"}
+    cfg, fig3 = sweep_jobs("experiment=paper/fig3", f"dataset={dataset}")
+    assert cfg.scheme.name == "switch" and len(fig3) == 15
+    assert {j["acquisition"] for j in fig3} == {"cmcs_rand", "umcs_rand", "dmcs_rand"}
+    cfg, fig5 = sweep_jobs("experiment=paper/fig5", f"dataset={dataset}")
+    pairs = {(j["scheme"], j["acquisition"]) for j in fig5}
+    assert len(fig5) == 40 and pairs == {("svm", "random"), ("ft", "random")} | {
+        (s, a) for s in ("cs_svm", "ft_th") for a in ("random", "margin", "dmcs_rand")}
+    for jobs in (fig1, fig3, fig5):
+        assert all(set(j.get("acquisition", "").split(",")) <= set(options("acquisition")) for j in jobs)

@@ -8,7 +8,7 @@ from alimb.data.digits import load_digits
 from alimb.loop import run_experiment
 from alimb.schemes import Inputs
 from alimb.schemes.finetune import FineTuneScheme, threshold
-from alimb.schemes.switch import SwitchScheme, stratified_holdout
+from alimb.schemes.switch import SwitchScheme, stratified_folds, stratified_holdout
 
 TINY = ("backbone.weights=null", "scheme.epochs=1", "trainer.enable_progress_bar=false")
 
@@ -122,6 +122,38 @@ def test_stratified_holdout_takes_a_fifth_of_every_class():
     train, held = stratified_holdout(y, 0.2, np.random.default_rng(0))
     assert np.bincount(y[held], minlength=3).tolist() == [2, 1, 0]
     assert sorted(np.concatenate([train, held]).tolist()) == list(range(16))
+
+
+def test_five_folds_partition_the_labeled_set_stratified():
+    y = np.array([0] * 10 + [1] * 5 + [2] * 2 + [3])
+    splits = stratified_folds(y, 5, np.random.default_rng(0))
+    held = np.concatenate([h for _, h in splits])
+    assert sorted(held.tolist()) == list(range(17)), "every sample of a class with 2+ held out exactly once"
+    for train, h in splits:
+        assert np.bincount(y[h], minlength=4)[0] == 2 and np.bincount(y[h], minlength=4)[1] == 1
+        assert sorted(np.concatenate([train, h]).tolist()) == list(range(18))
+        assert set(y[train]) == {0, 1, 2, 3}, "no class loses all its training samples"
+
+
+class Noisy(Fake):
+    """Right on samples whose feature 1 is set, wrong elsewhere: its held-out accuracy depends on the split."""
+
+    def predict(self, inputs):
+        return np.where(inputs.features[:, 1] > 0, inputs.features[:, 0], (inputs.features[:, 0] + 1) % 3).astype(int)
+
+
+def test_five_fold_cross_validation_is_the_mean_over_folds():
+    y = np.repeat(np.arange(3), 10)
+    right = np.zeros(30)
+    right[::2] = 1  # half of each class predicted right
+    inputs = Inputs(features=np.stack([y, right], axis=1).astype(np.float32))
+    switch = SwitchScheme(Noisy(True), Fake(False), folds=5)
+    scores = switch.cross_validate(inputs, y, 3, np.random.default_rng(0))
+    expected = []
+    for _, held in stratified_folds(y, 5, np.random.default_rng(0)):
+        hits = right[held] > 0
+        expected.append(np.mean([hits[y[held] == c].mean() for c in range(3)]))
+    assert scores["cs_svm"] == pytest.approx(np.mean(expected)) and scores["ft_th"] == pytest.approx(1 / 3)
 
 
 def test_switch_end_to_end_on_digits(make_cfg, tmp_path):

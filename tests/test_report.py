@@ -78,3 +78,27 @@ def test_wandb_unreachable_warns_once_per_process_and_every_job_completes(tmp_pa
     assert out.count("W&B could not start (") == 1 and out.count("W&B could not start earlier in this process") == 1
     runs = sorted(tmp_path.glob("outputs/default/**/summary.json"))
     assert len(runs) == 2 and all(len(read_records(r.parent)) == 6 for r in runs)
+
+
+def test_paper_figure_sweeps_are_drawn_in_the_papers_layout(tmp_path):
+    """Small versions of experiment=paper/fig1 and paper/fig5 on digits (CS-SVM in place of the switch)."""
+    small = ("dataset=digits", "imbalance=exponential", "al.iterations=3", "al.per_iteration=20")
+    fig1 = subprocess.run([sys.executable, "-m", "alimb.run", "-m", "experiment=paper/fig1", "scheme=cs_svm", "seed=0,1",
+                           *small], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert fig1.returncode == 0, fig1.stderr[-2000:]
+    fig5 = subprocess.run([sys.executable, "-m", "alimb.run", "-m", "experiment=paper/fig5", "scheme=svm,cs_svm", "seed=0",
+                           *small], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert fig5.returncode == 0, fig5.stderr[-2000:]
+    assert len(list(tmp_path.glob("outputs/paper_fig1/**/summary.json"))) == 12  # 6 AFs x 2 seeds
+    assert len(list(tmp_path.glob("outputs/paper_fig5/**/summary.json"))) == 4  # svm: random; cs_svm: 3 AFs
+    out = tmp_path / "report"
+    rep = subprocess.run([sys.executable, "-m", "alimb.report", str(tmp_path / "outputs"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr
+    for figure in ("fig1_accuracy.png", "fig2_labeled_ir.png", "fig5_schemes.png"):
+        assert (out / figure).stat().st_size > 10_000
+    assert not (out / "fig3_accuracy.png").exists()  # no fig3 sweep ran
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {(r["name"], r["scheme"], r["acquisition"]) for r in rows if r["name"] == "paper_fig5"} == {
+        ("paper_fig5", "svm", "random"), ("paper_fig5", "cs_svm", "random"), ("paper_fig5", "cs_svm", "margin"),
+        ("paper_fig5", "cs_svm", "dmcs_rand")}

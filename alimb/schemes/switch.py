@@ -3,6 +3,11 @@
 After each iteration an 80:20 stratified split of the labeled set (seeded) scores both schemes by
 mean per-class accuracy on the 20%; the better one is used from the next iteration on. Once fine
 tuning wins it stays (sticky, configurable) and the cross-validation stops.
+
+The paper's "cross validation using 80:20 split" reads two ways: one stratified 80:20 holdout
+(`folds: 1`, the default) or five 80:20 folds whose held-out parts partition the labeled set
+(`folds: 5`, stratified; the accuracy is the mean over folds). Classes with a single labeled sample
+are never held out.
 """
 
 from __future__ import annotations
@@ -27,15 +32,28 @@ def stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator)
     return np.setdiff1d(np.arange(len(y)), held), held
 
 
+def stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) positions of `folds` stratified folds: each class with 2+ samples dealt over the folds."""
+    held: list[list[int]] = [[] for _ in range(folds)]
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        if members.size >= 2:
+            start = int(rng.integers(folds))  # small classes do not all land in the first folds
+            for i, m in enumerate(members):
+                held[(start + i) % folds].append(int(m))
+    everything = np.arange(len(y))
+    return [(np.setdiff1d(everything, h), np.sort(np.array(h, dtype=np.int64))) for h in held]
+
+
 class SwitchScheme:
     """Uses `transfer` until `finetune` scores better in the 80:20 cross-validation."""
 
     def __init__(self, transfer, finetune, sticky: bool = True, holdout: float = 0.2, transfer_name: str = "cs_svm",
-                 finetune_name: str = "ft_th"):
+                 finetune_name: str = "ft_th", folds: int = 1):
         self.schemes = {transfer_name: transfer, finetune_name: finetune}
         self.prototypes = {name: copy.deepcopy(s) for name, s in self.schemes.items()}  # unfitted, for the CV
         self.transfer_name, self.finetune_name = transfer_name, finetune_name
-        self.sticky, self.holdout = sticky, holdout
+        self.sticky, self.holdout, self.folds = sticky, holdout, int(folds)
         self.current = transfer_name  # the scheme the next fit uses
         self.active = transfer_name  # the scheme of the last fit: it scores and predicts
         self.fits = 0
@@ -59,15 +77,17 @@ class SwitchScheme:
         return record
 
     def cross_validate(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> dict:
-        """Mean per-class accuracy of each scheme on a stratified 20% of the labeled set, trained on the 80%."""
-        train, held = stratified_holdout(y, self.holdout, rng)
-        scores = {}
-        for name, prototype in self.prototypes.items():
-            scheme = copy.deepcopy(prototype)
-            scheme.fit(inputs.subset(train), y[train], n_classes, rng)
-            recall = per_class_accuracy(y[held], scheme.predict(inputs.subset(held)), n_classes)
-            scores[name] = float(np.nanmean(recall)) if held.size else float("nan")
-        return scores
+        """Mean per-class accuracy of each scheme on held-out labeled samples: one stratified holdout of
+        `holdout` (folds = 1), or the mean over `folds` stratified folds."""
+        splits = [stratified_holdout(y, self.holdout, rng)] if self.folds == 1 else stratified_folds(y, self.folds, rng)
+        scores: dict[str, list[float]] = {name: [] for name in self.prototypes}
+        for train, held in splits:
+            for name, prototype in self.prototypes.items():
+                scheme = copy.deepcopy(prototype)
+                scheme.fit(inputs.subset(train), y[train], n_classes, rng)
+                recall = per_class_accuracy(y[held], scheme.predict(inputs.subset(held)), n_classes)
+                scores[name].append(float(np.nanmean(recall)) if held.size else float("nan"))
+        return {name: float(np.mean(values)) for name, values in scores.items()}
 
     def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         return self.schemes[self.active].score(inputs)
