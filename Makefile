@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.alimb-installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -20,6 +20,20 @@ run: install
 
 test: install
 	WANDB_MODE=offline $(BIN)/python -m pytest
+
+# on a GPU machine (no network there): carry wheels/ along, then `make gpu-check` (<= 8 min on one H100)
+gpu-check:
+	bash scripts/gpu_check.sh --out gpu_check_out
+
+# where a registry is reachable: the pure-Python wheels (and cp312 binaries) the GPU machine lacks, ~27 MB
+GPU_PY ?= 3.12
+gpu-wheels: install
+	mkdir -p wheels
+	$(BIN)/python -m pip wheel --quiet --no-deps -w wheels antlr4-python3-runtime==4.9.3  # sdist only upstream
+	$(BIN)/python -m pip download --quiet --dest wheels --find-links wheels --python-version $(GPU_PY) \
+	  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+	  --only-binary=:all: -c constraints.txt hydra-core omegaconf wandb submitit hydra-joblib-launcher \
+	  hydra-submitit-launcher pydantic
 
 clean:
 	rm -rf $(VENV) outputs

@@ -23,6 +23,7 @@ import torch
 
 from alimb.acquisition import coreset, margin, minority_sampling, random
 from alimb.acquisition.minority import diverse
+from alimb.devices import describe_machine
 
 
 def timed(fn, *args, **kwargs):
@@ -116,7 +117,7 @@ def main() -> None:
     mask = np.zeros(n, dtype=bool)
     mask[np.random.default_rng(0).choice(n, args.labeled, replace=False)] = True
     m = n - args.labeled
-    report: dict = {"device": str(device), "torch_threads": torch.get_num_threads(), "pool": [n, d], "labeled": args.labeled}
+    report: dict = {"machine": describe_machine(), "device": str(device), "torch_threads": torch.get_num_threads(), "pool": [n, d], "labeled": args.labeled}
 
     # 1. coreset. The pick loop alone (one GEMV + minimum per pick) is timed with every initial
     #    center evaluated up front (no lazy evaluation): a 500-pick call minus a 1-pick call.

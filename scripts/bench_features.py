@@ -22,6 +22,7 @@ from PIL import Image
 from alimb.backbone import TorchvisionBackbone
 from alimb.data.images import ImageSet
 from alimb.features import extract
+from alimb.devices import describe_machine
 
 
 def bound(backbone: TorchvisionBackbone, model: torch.nn.Module, n: int) -> float:
@@ -61,7 +62,7 @@ def main() -> None:
     backbone = TorchvisionBackbone(weights=weights, batch_size=args.batch_size, num_workers=args.workers)
     model = backbone.build()
     rng = np.random.default_rng(0)
-    report = {"device": str(backbone.device), "torch_threads": torch.get_num_threads(), "images": args.n,
+    report = {"machine": describe_machine(), "device": str(backbone.device), "torch_threads": torch.get_num_threads(), "images": args.n,
               "batch_size": args.batch_size, "workers": args.workers}
     model_only = bound(backbone, model, args.n)
     report["model_alone_images_per_s"] = model_only

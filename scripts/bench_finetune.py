@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from alimb.backbone import TorchvisionBackbone
 from alimb.schemes import Inputs
 from alimb.schemes.finetune import FineTuneScheme
+from alimb.devices import describe_machine
 
 
 def model_alone(scheme: FineTuneScheme, n_classes: int, steps: int) -> float:
@@ -91,7 +92,7 @@ def main() -> None:
     bound = model_alone(s, args.classes, steps=max(8, args.n // s.batch_size))
     speed, seconds = full_path(s, args.n, args.classes, args.size)
     report = {
-        "device": "cuda" if gpu else "cpu", "torch_threads": torch.get_num_threads(), "precision": precision,
+        "machine": describe_machine(), "device": "cuda" if gpu else "cpu", "torch_threads": torch.get_num_threads(), "precision": precision,
         "size": args.size, "labeled": args.n, "epochs": args.epochs, "batch_size": s.batch_size,
         "model_alone_images_per_s": bound, "full_path_images_per_s": speed, "fraction_of_bound": speed / bound,
         "full_path_seconds": seconds,

@@ -83,7 +83,8 @@ class Exponential:
         counts = self.profile(sizes, n_max, lam)
         ir, total = imbalance_ratio(counts), counts.sum()
         if abs(ir - self.target_ir) > IR_TOL or (self.total and abs(total - self.total) > TOTAL_TOL * self.total):
-            raise self._unreachable(sizes, f"ir {self.target_ir} with total {self.total} (closest: ir {ir:.3f}, total {total:.0f})")
+            wanted = f"ir {self.target_ir}" + (f" with total {self.total}" if self.total else "")
+            raise self._unreachable(sizes, f"{wanted} (closest: ir {ir:.3f}, total {total:.0f})")
         out = np.empty_like(available)
         out[order] = counts.astype(np.int64)
         return out
