@@ -14,8 +14,8 @@ def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -
         return hits / support
 
 
-def evaluate(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, minority: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1, and accuracy on the pool's minority and majority classes."""
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, minority: np.ndarray) -> dict:
+    """Accuracy, macro-F1, accuracy on the pool's minority and majority classes, and each class's accuracy."""
     recall = per_class_accuracy(y_true, y_pred, n_classes)
     present = np.bincount(y_true, minlength=n_classes) > 0
 
@@ -28,6 +28,7 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, minority: n
         "macro_f1": float(f1_score(y_true, y_pred, labels=np.flatnonzero(present), average="macro", zero_division=0)),
         "minority_accuracy": mean_over(minority),
         "majority_accuracy": mean_over(~minority),
+        "per_class_accuracy": recall.tolist(),  # NaN (null in the records) for a class absent from the test set
     }
 
 

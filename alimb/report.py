@@ -1,126 +1,173 @@
-"""`alimb-report DIR...`: a sweep's local records -> the paper's figures (PNG) and a results table."""
+"""`alimb-report DIR...`: a sweep's local records -> the paper's figures (PNG) and a results table.
+
+Built on `alimb.results.load` (one DataFrame row per run and iteration): a run found twice counts once,
+runs that differ in anything but the seed are never averaged together (the group's `variant` names the
+difference), damaged run directories are skipped with a warning.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import logging
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
 from alimb.metrics import area_under_curve
+from alimb.results import AXES, load
 
-GROUP = ("name", "dataset", "imbalance", "acquisition", "scheme")  # name: the experiment
+GROUP = (*AXES, "variant")  # (experiment name, dataset, imbalance, acquisition, scheme, variant)
 # sweeps stored as experiment=paper/figN, drawn in the paper's layout: (file, metric, y label) per figure
 PAPER_FIGURES = {
     "paper_fig1": [("fig1_accuracy", "accuracy", "accuracy"), ("fig2_labeled_ir", "labeled_ir", "labeled-set ir")],
     "paper_fig3": [("fig3_accuracy", "accuracy", "accuracy"), ("fig4_labeled_ir", "labeled_ir", "labeled-set ir")],
     "paper_fig5": [("fig5_schemes", "accuracy", "accuracy")],
 }
-
-
-@dataclass
-class Run:
-    path: Path
-    key: tuple[str, str, str, str, str]  # (experiment name, dataset, imbalance, acquisition, scheme)
-    seed: int
-    records: list[dict]
-    complete: bool
+ALPHA = 0.05
 
 
 @dataclass
 class Group:
-    key: tuple[str, str, str, str, str]
-    complete: list[Run] = field(default_factory=list)
-    partial: list[Run] = field(default_factory=list)
+    """The runs of one (experiment, dataset, imbalance, AF, scheme, variant): complete ones, one frame each."""
+
+    key: tuple
+    complete: list[pd.DataFrame]
+    partial: int
+    setting: str  # the config less seed and AF: groups compared with each other share it
+
+    @property
+    def label(self) -> str:
+        return self.key[3] + (f" [{self.key[5]}]" if self.key[5] else "")
 
     def curve(self, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(n_labeled, mean, std) of `metric` over the complete runs (sample std; 0 for one seed)."""
-        values = np.array([[r[metric] for r in run.records] for run in self.complete], dtype=np.float64)
-        x = np.array([r["n_labeled"] for r in self.complete[0].records])
+        values = np.array([run[metric].to_numpy(dtype=np.float64) for run in self.complete])
+        x = self.complete[0]["n_labeled"].to_numpy()
         return x, values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+
+    def per_seed(self, metric: str) -> dict[int, float]:
+        """seed -> the run's area under `metric` vs labeled count (normalised: the mean over the budget)."""
+        return {int(run["seed"].iloc[0]): area_under_curve(run["n_labeled"].tolist(), run[metric].astype(float).tolist())
+                for run in self.complete}
 
     def switch_at(self) -> float | None:
         """Mean labeled count at which the scheme used changed (the switch), if it did in any run."""
         points = []
         for run in self.complete:
-            used = [r.get("scheme_used", r.get("scheme")) for r in run.records]
+            used = run["scheme_used"].tolist()
             changed = [i for i in range(1, len(used)) if used[i] != used[i - 1]]
             if changed:
-                points.append(run.records[changed[0]]["n_labeled"])
+                points.append(run["n_labeled"].iloc[changed[0]])
         return float(np.mean(points)) if points else None
 
 
-def find_runs(dirs: list[Path]) -> list[Run]:
-    """Every run directory (one holding config.json and records.jsonl) below `dirs`."""
-    runs = []
-    for top in dirs:
-        for config_path in sorted(Path(top).rglob("config.json")):
-            run_dir = config_path.parent
-            if not (run_dir / "records.jsonl").exists():
-                continue
-            config = json.loads(config_path.read_text())
-            with open(run_dir / "records.jsonl") as f:
-                records = [json.loads(line) for line in f if line.strip()]
-            key = (str(config["name"]), *(str(config[g]["name"]) for g in GROUP[1:]))
-            runs.append(Run(run_dir, key, int(config["seed"]), records, (run_dir / "summary.json").exists()))
-    return runs
+def group_runs(df: pd.DataFrame) -> list[Group]:
+    """Runs of the same axes and variant together; unfinished runs counted apart, never averaged in."""
+    groups = []
+    for key, rows in df.groupby(list(GROUP), sort=True, dropna=False):
+        runs = [r.sort_values("iteration") for _, r in rows.groupby("run", sort=True)]
+        complete = [r for r in runs if r["complete"].iloc[0]]
+        groups.append(Group(tuple(key), complete, len(runs) - len(complete), rows["setting"].iloc[0]))
+    return groups
 
 
-def group_runs(runs: list[Run]) -> list[Group]:
-    """Runs of the same (dataset, imbalance, AF, scheme) together, complete and unfinished apart."""
-    groups: dict[tuple, Group] = {}
-    for run in runs:
-        group = groups.setdefault(run.key, Group(run.key))
-        (group.complete if run.complete else group.partial).append(run)
-    return list(groups.values())
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid])]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
 
 
-def area(records: list[dict]) -> float:
-    return area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records])
+def paired_tests(group: Group, baseline: Group | None) -> dict:
+    """Paired t-test and Wilcoxon signed-rank of per-seed AUBC against `baseline` (seeds in common)."""
+    if baseline is None or baseline is group:
+        return {"vs_random_seeds": 0, "vs_random_t_p": float("nan"), "vs_random_wilcoxon_p": float("nan")}
+    mine, theirs = group.per_seed("accuracy"), baseline.per_seed("accuracy")
+    seeds = sorted(set(mine) & set(theirs))
+    a, b = np.array([mine[s] for s in seeds]), np.array([theirs[s] for s in seeds])
+    t_p = w_p = float("nan")
+    if len(seeds) >= 2:
+        t_p = float(stats.ttest_rel(a, b).pvalue) if np.any(a != b) else 1.0
+        w_p = float(stats.wilcoxon(a, b).pvalue) if np.any(a != b) else 1.0
+    return {"vs_random_seeds": len(seeds), "vs_random_t_p": t_p, "vs_random_wilcoxon_p": w_p}
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    v = np.array(values, dtype=np.float64)
+    mean = float(np.nanmean(v)) if v.size and not np.isnan(v).all() else float("nan")
+    return mean, float(np.nanstd(v, ddof=1)) if np.count_nonzero(~np.isnan(v)) > 1 else float("nan")
 
 
 def table_rows(groups: list[Group]) -> list[dict]:
-    """One row per (experiment, dataset, imbalance, AF, scheme): mean and std over complete seeds, best first."""
+    """One row per group: mean and std over complete seeds of AUBC (the headline), minority AUBC, final accuracy,
+    final labeled ir and classes discovered; paired tests of AUBC against random (Holm-corrected per panel)."""
     rows = []
+    panels: dict[str, list[int]] = defaultdict(list)
+    random = {g.setting: g for g in groups if g.key[3] == "random" and g.complete}
     for g in groups:
+        row = dict(zip(GROUP, g.key), seeds=len(g.complete), partial_runs=g.partial)
         finals = {
-            "final_accuracy": [run.records[-1]["accuracy"] for run in g.complete],
-            "auc": [area(run.records) for run in g.complete],
-            "final_labeled_ir": [run.records[-1]["labeled_ir"] for run in g.complete],
+            "aubc": list(g.per_seed("accuracy").values()),
+            "minority_aubc": list(g.per_seed("minority_accuracy").values()),
+            "final_accuracy": [run["accuracy"].iloc[-1] for run in g.complete],
+            "final_labeled_ir": [run["labeled_ir"].iloc[-1] for run in g.complete],
+            "classes_discovered": [run["classes_discovered"].iloc[-1] for run in g.complete],
         }
-        row = dict(zip(GROUP, g.key), seeds=len(g.complete), partial_runs=len(g.partial))
         for name, values in finals.items():
-            v = np.array(values, dtype=np.float64)
-            row[f"{name}_mean"] = float(v.mean()) if v.size else float("nan")
-            row[f"{name}_std"] = float(v.std(ddof=1)) if v.size > 1 else 0.0 if v.size else float("nan")
+            row[f"{name}_mean"], row[f"{name}_std"] = _stats(values)
+        row.update(paired_tests(g, random.get(g.setting)))
+        panels[g.setting].append(len(rows))
         rows.append(row)
-    rows.sort(key=lambda r: (r["name"], r["dataset"], r["imbalance"], -np.nan_to_num(r["final_accuracy_mean"], nan=-1)))
+    for members in panels.values():  # Holm over the AFs compared with random in one panel
+        for test in ("t", "wilcoxon"):
+            adjusted = holm([rows[i][f"vs_random_{test}_p"] for i in members])
+            for i, p in zip(members, adjusted):
+                rows[i][f"vs_random_{test}_p_holm"] = p
+    rows.sort(key=lambda r: (r["name"], r["dataset"], r["imbalance"], -np.nan_to_num(r["aubc_mean"], nan=-1)))
     return rows
 
 
+def _cell(row: dict, metric: str, digits: int = 4) -> str:
+    mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+    if row["seeds"] == 0 or np.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" ± {std:.{digits}f}")  # one seed: no ± 0
+
+
 def write_tables(rows: list[dict], out: Path) -> None:
-    columns = list(rows[0])
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
     lines = [
-        "| experiment | dataset | imbalance | acquisition | scheme | seeds | final accuracy | AUC | final labeled ir |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| experiment | dataset | imbalance | acquisition | scheme | n | AUBC | minority AUBC | final accuracy "
+        "| final labeled ir | classes found | vs random (p, Holm) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         seeds = f"{r['seeds']}" + (f" (+{r['partial_runs']} unfinished, not included)" if r["partial_runs"] else "")
-        cell = lambda m: f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" if r["seeds"] else "n/a"  # noqa: E731
+        p = r.get("vs_random_t_p_holm", float("nan"))
+        versus = "" if np.isnan(p) else f"{p:.3f}" + (" *" if p < ALPHA else "")
+        af = r["acquisition"] + (f" [{r['variant']}]" if r["variant"] else "")
         lines.append(
-            f"| {r['name']} | {r['dataset']} | {r['imbalance']} | {r['acquisition']} | {r['scheme']} | {seeds} | "
-            f"{cell('final_accuracy')} | {cell('auc')} | {cell('final_labeled_ir')} |"
+            f"| {r['name']} | {r['dataset']} | {r['imbalance']} | {af} | {r['scheme']} | {seeds} | {_cell(r, 'aubc')} | "
+            f"{_cell(r, 'minority_aubc')} | {_cell(r, 'final_accuracy')} | {_cell(r, 'final_labeled_ir', 3)} | "
+            f"{_cell(r, 'classes_discovered', 1)} | {versus} |"
         )
-    note = "\nMean ± sample std over seeds; AUC = area under accuracy vs labeled count / labeled range.\n"
+    note = (
+        "\nMean ± sample std over n seeds (no ± for one seed), best AUBC first. AUBC: area under accuracy vs labeled "
+        "count over the labeled range (= mean accuracy over the budget); minority AUBC: the same for the accuracy on "
+        "the pool's minority classes. vs random: paired t-test of per-seed AUBC against random with the same "
+        f"settings, Holm-corrected over the AFs of a panel; * marks p < {ALPHA} (the Wilcoxon test is in results.csv).\n"
+    )
     (out / "results.md").write_text("\n".join(lines) + "\n" + note)
 
 
@@ -149,8 +196,8 @@ def plot_panels(groups: list[Group], out: Path) -> list[Path]:
         for metric, label in (("accuracy", "accuracy (mean per-class)"), ("labeled_ir", "labeled-set ir")):
             fig, axes = plt.subplots(1, len(schemes), figsize=(6 * len(schemes), 4.5), squeeze=False)
             for ax, scheme in zip(axes[0], schemes):
-                for g in sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.key[3]):
-                    _draw(ax, g, metric, g.key[3])
+                for g in sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.label):
+                    _draw(ax, g, metric, g.label)
                 ax.set(title=f"{dataset} / {imbalance} / {scheme}", xlabel="labeled samples", ylabel=label)
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
@@ -160,7 +207,7 @@ def plot_panels(groups: list[Group], out: Path) -> list[Path]:
             styles = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
             for g in sorted(members, key=lambda g: g.key[3:]):
                 x, mean, _ = g.curve("accuracy")
-                ax.plot(x, mean, styles[g.key[4]], label=f"{g.key[4]} {g.key[3]}")
+                ax.plot(x, mean, styles[g.key[4]], label=f"{g.key[4]} {g.label}")
             ax.set(title=f"schemes: {dataset} / {imbalance}", xlabel="labeled samples", ylabel="accuracy")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
@@ -185,7 +232,7 @@ def plot_paper_figures(groups: list[Group], out: Path) -> list[Path]:
             fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False, sharey=True)
             for ax, (dataset, imbalance) in zip(axes[0], panels):
                 for g in sorted((g for g in members if g.key[1:3] == (dataset, imbalance)), key=lambda g: g.key[3:]):
-                    label = f"{g.key[4]} {g.key[3]}" if name == "paper_fig5" else g.key[3]
+                    label = f"{g.key[4]} {g.label}" if name == "paper_fig5" else g.label
                     _draw(ax, g, metric, label, styles[g.key[4]] if name == "paper_fig5" else "-")
                 ax.set(title=f"{dataset} ({imbalance})", xlabel="labeled samples")
                 ax.grid(alpha=0.3)
@@ -206,19 +253,19 @@ def _save(fig, path: Path) -> Path:
 
 def report(dirs: list[Path], out: Path) -> dict:
     """Write figures and tables for the runs below `dirs` into `out`; returns what was written."""
-    runs = find_runs(dirs)
-    if not runs:
-        raise FileNotFoundError(f"no run directories (config.json + records.jsonl) below {', '.join(map(str, dirs))}")
-    groups = group_runs(runs)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = table_rows(groups)
-    write_tables(rows, out)
     import matplotlib
 
     matplotlib.use("Agg")
+    df = load(dirs)
+    if df.empty:
+        raise FileNotFoundError(f"no run with a completed iteration (config.json + records.jsonl) below {', '.join(map(str, dirs))}")
+    groups = group_runs(df)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(table_rows(groups), out)
     figures = plot_panels(groups, out) + plot_paper_figures(groups, out)
-    partial = sum(len(g.partial) for g in groups)
-    return {"runs": len(runs), "unfinished": partial, "figures": figures, "tables": [out / "results.md", out / "results.csv"]}
+    runs = df.drop_duplicates("run")
+    return {"runs": len(runs), "unfinished": int((~runs["complete"]).sum()), "figures": figures,
+            "tables": [out / "results.md", out / "results.csv"]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -226,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep or run directories (searched recursively)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: FIRST_DIR/report)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="alimb-report: warning: %(message)s")
     missing = [d for d in args.dirs if not d.is_dir()]
     if missing:
         sys.exit(f"alimb-report: error: not a directory: {missing[0]}")

@@ -1,6 +1,7 @@
 """A sweep with the joblib launcher and offline W&B, then `alimb-report` on it."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -38,7 +39,9 @@ def test_parallel_sweep_with_wandb_then_report(tmp_path):
     unfinished = tmp_path / f"outputs/default/synthetic/exp0.75/random/cs_svm/{V}seed7"
     unfinished.mkdir(parents=True)
     finished = tmp_path / f"outputs/default/synthetic/exp0.75/random/cs_svm/{V}seed0"
-    (unfinished / "config.json").write_text((finished / "config.json").read_text().replace('"seed": 0', '"seed": 7'))
+    config = json.loads((finished / "config.json").read_text())
+    config["seed"] = 7  # the same settings, another seed: reported with the others, apart as unfinished
+    (unfinished / "config.json").write_text(json.dumps(config))
     (unfinished / "records.jsonl").write_text((finished / "records.jsonl").read_text().splitlines(True)[0])
 
     out = tmp_path / "report"

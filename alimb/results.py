@@ -1,0 +1,107 @@
+"""Results as data: every run below some directories -> a pandas DataFrame, one row per (run, iteration).
+
+    >>> from alimb.results import load
+    >>> df = load(["outputs/digits_afs"])          # doctest: +SKIP
+    >>> df.groupby(["acquisition", "seed"]).accuracy.mean()   # doctest: +SKIP
+
+A run is identified by its resolved config (seed included): found under two directories, it counts
+once. Runs are grouped by their config *less the seed* (`fingerprint`; `setting`: less the AF too, what
+AFs are compared under); runs that differ in anything
+else are never averaged together, and `variant` names how a group differs from the others of the
+same (experiment, dataset, imbalance, acquisition, scheme), e.g. `features.normalize=none`. Damaged
+run directories are skipped with a warning naming them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from alimb.records import read_records
+
+log = logging.getLogger(__name__)
+AXES = ("name", "dataset", "imbalance", "acquisition", "scheme")  # name: the experiment
+SCALARS = ("iteration", "n_labeled", "accuracy", "macro_f1", "minority_accuracy", "majority_accuracy", "labeled_ir",
+           "n_from_quota", "n_from_auxiliary", "quota_requested", "scheme_used")
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _digest(value) -> str:
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _read_run(run_dir: Path) -> dict | None:
+    """A run's config, records and completeness; None (with a warning) when its files cannot be read."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        records = read_records(run_dir)
+        complete = (run_dir / "summary.json").exists()
+        if complete:
+            summary = json.loads((run_dir / "summary.json").read_text())
+            if summary.get("n_iterations") != len(records):
+                raise ValueError(f"summary.json describes {summary.get('n_iterations')} iterations, records hold {len(records)}")
+        axes = [str(config["name"]), *(str(config[g]["name"]) for g in AXES[1:])]
+        int(config["seed"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("skipping %s: %s", run_dir, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return None
+    if not records:
+        return None  # a run that never completed an iteration has no results
+    return {"dir": run_dir, "config": config, "records": records, "complete": complete, "axes": axes}
+
+
+def _variants(runs: list[dict]) -> dict[str, str]:
+    """fingerprint -> the settings that tell apart the configs sharing the same axes ('' when they agree)."""
+    by_axes: dict[tuple, dict[str, dict]] = {}
+    for run in runs:
+        by_axes.setdefault(tuple(run["axes"]), {})[run["fingerprint"]] = _flatten(run["config"])
+    labels = {}
+    for fingerprints in by_axes.values():
+        keys = sorted({k for flat in fingerprints.values() for k in flat
+                       if k != "seed" and len({json.dumps(f.get(k), default=str) for f in fingerprints.values()}) > 1})
+        for fingerprint, flat in fingerprints.items():
+            labels[fingerprint] = ",".join(f"{k}={flat.get(k)}" for k in keys)
+    return labels
+
+
+def load(dirs: list[str | Path]) -> pd.DataFrame:
+    """One row per (run, iteration) of the runs below `dirs`, with the config axes, seed, fingerprint and variant."""
+    found: dict[str, dict] = {}
+    for top in dirs:
+        for config_path in sorted(Path(top).rglob("config.json")):
+            run = _read_run(config_path.parent)
+            if run is None:
+                continue
+            run["identity"] = _digest(run["config"])
+            run["fingerprint"] = _digest({k: v for k, v in run["config"].items() if k != "seed"})
+            run["setting"] = _digest({k: v for k, v in run["config"].items() if k not in ("seed", "acquisition")})
+            kept = found.get(run["identity"])
+            if kept is None or (run["complete"] and not kept["complete"]):  # the same run twice: keep one
+                found[run["identity"]] = run
+    runs = list(found.values())
+    variants = _variants(runs)
+    rows = []
+    for run in runs:
+        base = dict(zip(AXES, run["axes"]), seed=int(run["config"]["seed"]), variant=variants[run["fingerprint"]],
+                    fingerprint=run["fingerprint"], setting=run["setting"], run=str(run["dir"]), complete=run["complete"])
+        for record in run["records"]:
+            counts = record.get("class_counts") or []
+            rows.append({**base, **{k: record.get(k) for k in SCALARS},
+                         "classes_discovered": sum(1 for c in counts if c > 0), "n_classes": len(counts),
+                         "class_counts": counts, "per_class_accuracy": record.get("per_class_accuracy")})
+    columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, "classes_discovered", "n_classes",
+               "class_counts", "per_class_accuracy"]
+    return pd.DataFrame(rows, columns=columns)
