@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 from PIL import Image
+from tqdm import tqdm
 
 from alimb.data.dataset import ArrayDataset
 from alimb.data.images import BadImage, ImageDataset, ImageSet
@@ -64,17 +65,17 @@ def extract(images: ImageSet, backbone, model: torch.nn.Module, label: str = "")
     """(features (n, d) float32, indices of undecodable images) for every image of the set."""
     loader = image_loader(_Images(images, backbone.resolution), backbone.batch_size, backbone.num_workers,
                           pin_memory=backbone.device.type == "cuda")
-    chunks, bad, done, t0, last = [], [], 0, time.perf_counter(), 0.0
+    chunks, bad, done, t0 = [], [], 0, time.perf_counter()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=backbone.device.type == "cuda")
-    for batch, ok in loader:
-        with autocast:
-            out = model(backbone.preprocess(batch))
-        chunks.append(out.float().flatten(1).cpu().numpy())
-        bad += (done + np.flatnonzero(~ok.numpy())).tolist()
-        done += len(batch)
-        if time.perf_counter() - last > 10 or done == len(images):
-            last = time.perf_counter()
-            log.info("%s features: %d/%d images (%.0f/s)", label, done, len(images), done / (last - t0))
+    with tqdm(total=len(images), desc=f"{label} features", unit="img", disable=None, leave=False) as bar:
+        for batch, ok in loader:
+            with autocast:
+                out = model(backbone.preprocess(batch))
+            chunks.append(out.float().flatten(1).cpu().numpy())
+            bad += (done + np.flatnonzero(~ok.numpy())).tolist()
+            done += len(batch)
+            bar.update(len(batch))
+    log.info("%s features: %d images (%.0f/s)", label, done, done / (time.perf_counter() - t0))
     return np.concatenate(chunks).astype(np.float32), bad
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from alimb.acquisition import Oracle, Selection
 from alimb.acquisition import random as random_af
@@ -72,6 +73,8 @@ def summarize(records: list[dict], pool: Pool, cfg: DictConfig) -> dict:
         "final_macro_f1": records[-1]["macro_f1"],
         "final_labeled_ir": records[-1]["labeled_ir"],
         "auc": area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records]),
+        "minority_auc": area_under_curve([r["n_labeled"] for r in records], [r["minority_accuracy"] for r in records]),
+        "final_classes_discovered": int(np.count_nonzero(records[-1]["class_counts"])),
         "switch_iteration": records[-1].get("switch_iteration"),
         "features_normalize": cfg.features.normalize,
         "n_iterations": len(records),
@@ -113,8 +116,11 @@ def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
     recorder = RunRecorder(run_dir, records)
     save_npy_atomic(run_dir / "pool_indices.npy", keep)
     logger = build(cfg.logger)
+    what = f"{cfg.acquisition.name}/{cfg.scheme.name}"
+    variant = "" if run_dir.parent.name == cfg.scheme.name else f"{run_dir.parent.name}/"  # the overrides' level
     logger.start(
-        OmegaConf.to_container(cfg, resolve=True), name=run_dir.name, group=f"{cfg.name}/{cfg.dataset.name}",
+        OmegaConf.to_container(cfg, resolve=True), name=f"{what}/{variant}seed{cfg.seed}",
+        group=f"{cfg.name}/{cfg.dataset.name}/{cfg.imbalance.name}", job_type=what,
         tags=[cfg.acquisition.name, cfg.scheme.name], run_dir=run_dir,
     )
     log.info(
@@ -126,6 +132,8 @@ def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
     if 0 < len(records) < iterations:  # the model restored from the state scores the pool, as it did then
         scores, features = scheme.score(pool_in)
     try:
+        bar = tqdm(total=iterations, initial=len(records), desc=f"AL {cfg.acquisition.name}/{cfg.scheme.name}",
+                   unit="iteration", disable=None, leave=False)  # disable=None: no bar when not on a terminal
         for k in range(len(records), iterations):
             rng, scheme_rng = (np.random.default_rng(s) for s in seeds[k].spawn(2))
             t0 = time.perf_counter()
@@ -165,15 +173,17 @@ def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
             state.save(run_dir, pool.labeled_round, records, scheme.state_dict())
             recorder.write(record)
             logger.log(record)
+            bar.update()
             log.info(
                 "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  %s  (select %.2fs train %.2fs score %.2fs)",
                 k + 1, iterations, labeled.size, metrics["accuracy"], metrics["macro_f1"], record["labeled_ir"],
                 record["scheme_used"], t1 - t0, t2 - t1, t3 - t2,
             )
+        bar.close()
         save_npy_atomic(run_dir / "labeled_round.npy", pool.labeled_round)
         summary = summarize(records, pool, cfg)
         recorder.finish(summary)
         log.info("done: final accuracy %.4f, AUC %.4f -> %s", summary["final_accuracy"], summary["auc"], run_dir)
     finally:
-        logger.finish(summary)
+        logger.finish(summary, records)
     return records

@@ -75,11 +75,12 @@ def read_records(run_dir: Path) -> list[dict]:
 class NullLogger:
     """Local files only."""
 
-    def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None) -> None:
+    def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None,
+              job_type: str | None = None) -> None:
         pass
 
     def log(self, record: dict) -> None:
         pass
 
-    def finish(self, summary: dict | None) -> None:
+    def finish(self, summary: dict | None, records: list[dict] | None = None) -> None:
         pass

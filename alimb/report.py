@@ -268,10 +268,27 @@ def report(dirs: list[Path], out: Path) -> dict:
             "tables": [out / "results.md", out / "results.csv"]}
 
 
+def log_to_wandb(written: dict, out: Path, project: str) -> None:
+    """The report's figures and results table into one W&B run (job type `report`; WANDB_MODE=offline works)."""
+    import wandb
+
+    from alimb.wandb_logger import WandbLogger
+
+    logger = WandbLogger(project=project, dir=str(out / "wandb"))
+    logger.start({"report": str(out)}, name=f"report/{out.name}", group="report", tags=["report"], run_dir=out,
+                 job_type="report")
+    if logger.run is not None:
+        logger.run.log({f.stem: wandb.Image(str(f)) for f in written["figures"]})
+        logger.run.log({"results": wandb.Table(dataframe=pd.read_csv(out / "results.csv"))})
+    logger.finish({"runs": written["runs"], "unfinished": written["unfinished"]})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="alimb-report", description=__doc__)
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep or run directories (searched recursively)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: FIRST_DIR/report)")
+    parser.add_argument("--wandb", action="store_true", help="also log the figures and tables into one W&B run")
+    parser.add_argument("--project", default="alimb", help="the W&B project (with --wandb)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="alimb-report: warning: %(message)s")
     missing = [d for d in args.dirs if not d.is_dir()]
@@ -281,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         written = report(args.dirs, args.out or args.dirs[0] / "report")
     except FileNotFoundError as err:
         sys.exit(f"alimb-report: error: {err}")
+    if args.wandb:
+        log_to_wandb(written, args.out or args.dirs[0] / "report", args.project)
     print(f"{written['runs']} runs ({written['unfinished']} unfinished, reported apart)")
     for path in written["tables"] + written["figures"]:
         print(path)

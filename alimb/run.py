@@ -65,6 +65,8 @@ def main(cfg: DictConfig) -> float | JobFailure:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # its GPU/TPU/tips banner at every fit
     hydra_cfg = HydraConfig.get()
     run_dir, multirun = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
+    if "dir" in cfg.logger and cfg.logger.dir is None:  # every W&B run of an experiment in one folder: one `wandb sync`
+        cfg.logger.dir = str(Path(hydra_cfg.sweep.dir) / "wandb")
     try:
         return run_experiment(cfg, run_dir)[-1]["accuracy"]
     except KeyboardInterrupt:

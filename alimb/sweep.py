@@ -56,8 +56,14 @@ def variant(task_overrides: Any) -> str:
     return name + "/"
 
 
-if not OmegaConf.has_resolver("alimb.variant"):
-    OmegaConf.register_new_resolver("alimb.variant", variant)
+def job_tag(num: Any) -> str:
+    """'[job N]' in a multirun's log lines, '' in a single run (where Hydra leaves job.num unset)."""
+    return f"[job {num}]" if num not in (None, "") else ""
+
+
+for _name, _fn in (("alimb.variant", variant), ("alimb.job_tag", job_tag)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
 
 
 def _blocked(path: Path) -> Path | None:

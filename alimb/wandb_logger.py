@@ -11,15 +11,27 @@ log = logging.getLogger(__name__)
 _unreachable: str | None = None  # why W&B failed to start in this process: its later jobs do not try again
 
 
-def flatten(record: dict, prefix: str = "") -> dict:
-    """Scalars of a record, nested dicts as `a/b`; lists (per-class counts) are left to local files."""
+def flatten(record: dict, prefix: str = "", sep: str = "/") -> dict:
+    """Scalars of a record, nested dicts as `a/b` (`a.b` for configs); lists (per-class values) are left out."""
     out = {}
     for key, value in record.items():
         if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}/"))
+            out.update(flatten(value, f"{prefix}{key}{sep}", sep))
         elif isinstance(value, (int, float, str, bool)) or value is None:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def per_class_table(records: list[dict]):
+    """A W&B Table, one row per (iteration, class): labeled count and test accuracy."""
+    import wandb
+
+    table = wandb.Table(columns=["iteration", "n_labeled", "class", "labeled_count", "accuracy"])
+    for r in records:
+        accuracy = r.get("per_class_accuracy") or [None] * len(r["class_counts"])
+        for c, (count, acc) in enumerate(zip(r["class_counts"], accuracy)):
+            table.add_data(r["iteration"], r["n_labeled"], c, count, acc)
+    return table
 
 
 class WandbLogger:
@@ -30,13 +42,18 @@ class WandbLogger:
         self.project, self.entity, self.mode, self.dir, self.timeout = project, entity, mode, dir, float(timeout)
         self.run = None
 
-    def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None) -> None:
+    def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None,
+              job_type: str | None = None) -> None:
+        """One W&B run: `name` says what ran, `group` the experiment/dataset/imbalance, `job_type` the AF/scheme, so
+        W&B's grouping shows mean ± std per AF; the config flattened (`scheme.C`) so every key filters in the UI."""
         global _unreachable
         if _unreachable is not None:
             log.warning("W&B could not start earlier in this process (%s); local records only", _unreachable)
             return
         import wandb
 
+        if self.dir:
+            Path(self.dir).mkdir(parents=True, exist_ok=True)
         if (self.mode or os.environ.get("WANDB_MODE", "online")) == "online":
             log.info("connecting to W&B (waiting up to %g s: logger.timeout)", self.timeout)
         id_file = Path(run_dir or ".") / "wandb_id"  # a resumed run continues its own W&B run
@@ -45,8 +62,9 @@ class WandbLogger:
         id_file.write_text(run_id)
         try:
             self.run = wandb.init(
-                project=self.project, entity=self.entity, mode=self.mode, config=config, name=name, group=group,
-                tags=tags, dir=str(self.dir or run_dir or "."), reinit="finish_previous", id=run_id,
+                project=self.project, entity=self.entity, mode=self.mode, config=flatten(config, sep="."), name=name,
+                group=group, job_type=job_type, tags=tags, dir=str(self.dir or run_dir or "."),
+                reinit="finish_previous", id=run_id,
                 resume="allow" if resuming else None,  # asking the server about a resume has a wait of its own
                 settings=wandb.Settings(  # bound every wait: the service's own retries outlast init_timeout
                     init_timeout=self.timeout, login_timeout=self.timeout, x_graphql_timeout_seconds=self.timeout,
@@ -65,10 +83,12 @@ class WandbLogger:
         if self.run is not None:
             self.run.log(flatten(record))
 
-    def finish(self, summary: dict | None) -> None:
+    def finish(self, summary: dict | None, records: list[dict] | None = None) -> None:
         if self.run is None:
             return
         if summary is not None:
             self.run.summary.update(flatten({k: v for k, v in summary.items() if k != "config"}))
+        if records:
+            self.run.log({"per_class": per_class_table(records)})
         self.run.finish(exit_code=0 if summary is not None else 1)
         self.run = None

@@ -27,13 +27,23 @@ def test_parallel_sweep_with_wandb_then_report(tmp_path):
     runs = sorted(p.parent for p in tmp_path.glob("outputs/default/**/summary.json"))
     assert len(runs) == 4
 
+    shared = tmp_path / "outputs/default/wandb/wandb"  # every offline run of the sweep in one folder: one `wandb sync`
+    assert len(list(shared.glob("offline-run-*"))) == 4
     for run in runs:  # the offline W&B run holds every iteration's metrics, against the labeled count
         records = read_records(run)
-        (wandb_file,) = run.glob("wandb/offline-run-*/run-*.wandb")
-        logged = wandb_offline.history(wandb_file)
+        (wandb_file,) = shared.glob(f"offline-run-*-{(run / 'wandb_id').read_text()}/run-*.wandb")
+        logged = [row for row in wandb_offline.history(wandb_file) if "accuracy" in row]
         assert [row["n_labeled"] for row in logged] == [r["n_labeled"] for r in records]
         assert [row["accuracy"] for row in logged] == [r["accuracy"] for r in records]
         assert [row["labeled_ir"] for row in logged] == [r["labeled_ir"] for r in records]
+        info = wandb_offline.run_info(wandb_file)
+        af, seed = run.parent.parent.parent.name, run.name
+        assert info["name"] == f"{af}/cs_svm/{V}{seed}" and info["job_type"] == f"{af}/cs_svm"
+        assert info["group"] == "default/synthetic/exp0.75"
+        assert info["config"]["scheme.C"] == 1.0 and info["config"]["acquisition.name"] == af  # flat: filters in the UI
+        table = [row for row in wandb_offline.history(wandb_file) if "per_class/_type" in row]
+        assert len(table) == 1 and table[0]["per_class/_type"] == "table-file"
+        assert table[0]["per_class/nrows"] == len(records) * 10  # (iteration, class) rows
 
     # one more run left unfinished: reported apart, not averaged
     unfinished = tmp_path / f"outputs/default/synthetic/exp0.75/random/cs_svm/{V}seed7"
@@ -46,11 +56,15 @@ def test_parallel_sweep_with_wandb_then_report(tmp_path):
 
     out = tmp_path / "report"
     rep = subprocess.run(
-        [sys.executable, "-m", "alimb.report", str(tmp_path / "outputs"), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "alimb.report", str(tmp_path / "outputs"), "--out", str(out), "--wandb"],
+        capture_output=True, text=True, timeout=300, env=env,
     )
     assert rep.returncode == 0, rep.stderr
     assert "5 runs (1 unfinished" in rep.stdout
+    (report_run,) = (out / "wandb/wandb").glob("offline-run-*/run-*.wandb")  # the report's own W&B run
+    assert wandb_offline.run_info(report_run)["job_type"] == "report"
+    logged = {key.split("/")[0] for row in wandb_offline.history(report_run) for key in row}
+    assert {"accuracy_synthetic_exp0.75", "labeled_ir_synthetic_exp0.75", "results"} <= logged
     for figure in ("accuracy_synthetic_exp0.75.png", "labeled_ir_synthetic_exp0.75.png"):
         assert (out / figure).stat().st_size > 10_000
 

@@ -44,3 +44,13 @@ def history(path: Path) -> list[dict]:
         if record.WhichOneof("record_type") == "history":
             rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
     return rows
+
+
+def run_info(path: Path) -> dict:
+    """The run's name, group, job type and config keys as W&B recorded them."""
+    for record in records(path):
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            return {"name": run.display_name, "group": run.run_group, "job_type": run.job_type,
+                    "config": {item.key: json.loads(item.value_json) for item in run.config.update}}
+    raise AssertionError(f"{path} holds no run record")

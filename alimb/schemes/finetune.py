@@ -10,17 +10,34 @@ probabilities by the labeled class priors and renormalises (thresholding, Buda e
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from alimb.backbone import IMAGENET_MEAN, IMAGENET_STD, TorchvisionBackbone
 from alimb.schemes import Inputs
 
 log = logging.getLogger(__name__)
+for _name in ("lightning.pytorch", "lightning.fabric"):  # their banners (GPU/TPU, tips, "fit stopped") at every fit
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class _IterationBar(TQDMProgressBar):
+    """Lightning's epoch bar, saying which AL iteration (by its labeled count) the fine tuning belongs to."""
+
+    def __init__(self, n_labeled: int):
+        super().__init__(leave=False)
+        self.n_labeled = n_labeled
+
+    def on_train_epoch_start(self, trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(
+            f"fine-tuning on {self.n_labeled} labels, epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
 
 
 def threshold(probs: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
@@ -148,12 +165,14 @@ class FineTuneScheme:
         )
         loader = torch.utils.data.DataLoader(_Batches(images, labels), sampler=sampler, batch_size=None,
                                              pin_memory=torch.cuda.is_available())
+        show = bool(self.trainer_kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()  # logs: no bars
         trainer = L.Trainer(
             max_epochs=self.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
-            **self.trainer_kwargs,
+            callbacks=[_IterationBar(len(y))] if show else [], **{**self.trainer_kwargs, "enable_progress_bar": show},
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory batches need none
+            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")  # inside lightning 2.6 itself
             try:
                 trainer.fit(self.module, loader)
             except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its own clean-up: report it as Ctrl-C
