@@ -1,4 +1,4 @@
-"""`alimb-report DIR...`: a sweep's local records -> the paper's figures (PNG) and a results table.
+"""`alimb-report DIR...`: a sweep's local records -> the paper's figures (PDF, PNG) and results tables.
 
 Built on `alimb.results.load` (one DataFrame row per run and iteration): a run found twice counts once,
 runs that differ in anything but the seed are never averaged together (the group's `variant` names the
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from alimb import figures
 from alimb.metrics import area_under_curve
 from alimb.results import AXES, load
 
@@ -49,6 +50,11 @@ class Group:
         values = np.array([run[metric].to_numpy(dtype=np.float64) for run in self.complete])
         x = self.complete[0]["n_labeled"].to_numpy()
         return x, values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+
+    def budget(self) -> tuple[int, int]:
+        """(iterations, labels per iteration) of the runs."""
+        n = self.complete[0]["n_labeled"].to_numpy()
+        return len(n), int(n[0])
 
     def per_seed(self, metric: str) -> dict[int, float]:
         """seed -> the run's area under `metric` vs labeled count (normalised: the mean over the budget)."""
@@ -103,6 +109,25 @@ def paired_tests(group: Group, baseline: Group | None) -> dict:
     return {"vs_random_seeds": len(seeds), "vs_random_t_p": t_p, "vs_random_wilcoxon_p": w_p}
 
 
+def labels_saved(group: Group, baseline: Group | None) -> float:
+    """Labels random sampling needs to reach the AF's final mean accuracy (interpolated on random's mean curve,
+    at its first crossing), minus the labels the AF used; NaN when random never reaches it within its budget."""
+    if baseline is None or baseline is group:
+        return float("nan")
+    x, mean, _ = group.curve("accuracy")
+    rx, rmean, _ = baseline.curve("accuracy")
+    target = mean[-1]
+    reached = np.flatnonzero(rmean >= target)
+    if reached.size == 0:
+        return float("nan")
+    k = int(reached[0])
+    if k == 0:
+        needed = float(rx[0])
+    else:  # linear interpolation between the points around the first crossing
+        needed = float(rx[k - 1] + (target - rmean[k - 1]) * (rx[k] - rx[k - 1]) / (rmean[k] - rmean[k - 1]))
+    return needed - float(x[-1])
+
+
 def _stats(values: list[float]) -> tuple[float, float]:
     v = np.array(values, dtype=np.float64)
     mean = float(np.nanmean(v)) if v.size and not np.isnan(v).all() else float("nan")
@@ -127,6 +152,7 @@ def table_rows(groups: list[Group]) -> list[dict]:
         for name, values in finals.items():
             row[f"{name}_mean"], row[f"{name}_std"] = _stats(values)
         row.update(paired_tests(g, random.get(g.setting)))
+        row["labels_saved_vs_random"] = labels_saved(g, random.get(g.setting)) if g.complete else float("nan")
         panels[g.setting].append(len(rows))
         rows.append(row)
     for members in panels.values():  # Holm over the AFs compared with random in one panel
@@ -149,40 +175,40 @@ def write_tables(rows: list[dict], out: Path) -> None:
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
     lines = [
         "| experiment | dataset | imbalance | acquisition | scheme | n | AUBC | minority AUBC | final accuracy "
-        "| final labeled ir | classes found | vs random (p, Holm) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| final labeled ir | classes found | labels saved vs random | vs random (p, Holm) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         seeds = f"{r['seeds']}" + (f" (+{r['partial_runs']} unfinished, not included)" if r["partial_runs"] else "")
         p = r.get("vs_random_t_p_holm", float("nan"))
         versus = "" if np.isnan(p) else f"{p:.3f}" + (" *" if p < ALPHA else "")
         af = r["acquisition"] + (f" [{r['variant']}]" if r["variant"] else "")
+        saved = r["labels_saved_vs_random"]
+        if r["acquisition"] == "random":
+            saved = "(baseline)"
+        else:
+            saved = ("not reached by random" if r["seeds"] and r.get("vs_random_seeds") else "") if np.isnan(saved) \
+                else f"{saved:+.0f}"
         lines.append(
             f"| {r['name']} | {r['dataset']} | {r['imbalance']} | {af} | {r['scheme']} | {seeds} | {_cell(r, 'aubc')} | "
             f"{_cell(r, 'minority_aubc')} | {_cell(r, 'final_accuracy')} | {_cell(r, 'final_labeled_ir', 3)} | "
-            f"{_cell(r, 'classes_discovered', 1)} | {versus} |"
+            f"{_cell(r, 'classes_discovered', 1)} | {saved} | {versus} |"
         )
     note = (
         "\nMean ± sample std over n seeds (no ± for one seed), best AUBC first. AUBC: area under accuracy vs labeled "
         "count over the labeled range (= mean accuracy over the budget); minority AUBC: the same for the accuracy on "
-        "the pool's minority classes. vs random: paired t-test of per-seed AUBC against random with the same "
+        "the pool's minority classes. Labels saved: the labels random sampling needs (interpolated on its mean curve) "
+        "to reach the AF's final mean accuracy, minus the AF's labels. Pairwise-penalty matrices (penalty_*.png/csv): "
+        "the fraction of budget points where each AF's accuracy is significantly higher than another's. "
+        "vs random: paired t-test of per-seed AUBC against random with the same "
         f"settings, Holm-corrected over the AFs of a panel; * marks p < {ALPHA} (the Wilcoxon test is in results.csv).\n"
     )
     (out / "results.md").write_text("\n".join(lines) + "\n" + note)
 
 
-def _draw(ax, group: Group, metric: str, label: str, style: str = "-") -> None:
-    """One curve: mean over seeds with a ± std band, and a `*` where the scheme switched (accuracy)."""
-    x, mean, std = group.curve(metric)
-    line, = ax.plot(x, mean, style, marker="o", ms=3, label=f"{label} (n={len(group.complete)})")
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-    switch = group.switch_at()
-    if switch is not None and metric == "accuracy":
-        ax.plot([switch], [np.interp(switch, x, mean)], "*", ms=14, color=line.get_color())
-
-
 def plot_panels(groups: list[Group], out: Path) -> list[Path]:
-    """Accuracy and labeled-set ir vs labeled count per AF, and the scheme comparison, as PNG."""
+    """Per (experiment, dataset, imbalance): one figure per metric (accuracy, minority recall, labeled ir, class
+    discovery) with a panel per scheme, and a scheme comparison when several schemes ran."""
     import matplotlib.pyplot as plt
 
     written = []
@@ -193,25 +219,22 @@ def plot_panels(groups: list[Group], out: Path) -> list[Path]:
     for (name, dataset, imbalance), members in sorted(by_panel.items()):
         schemes = sorted({g.key[4] for g in members})
         tag = f"{dataset}_{imbalance}" if name == "default" else f"{name}_{dataset}_{imbalance}"
-        for metric, label in (("accuracy", "accuracy (mean per-class)"), ("labeled_ir", "labeled-set ir")):
-            fig, axes = plt.subplots(1, len(schemes), figsize=(6 * len(schemes), 4.5), squeeze=False)
-            for ax, scheme in zip(axes[0], schemes):
-                for g in sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.label):
-                    _draw(ax, g, metric, g.label)
-                ax.set(title=f"{dataset} / {imbalance} / {scheme}", xlabel="labeled samples", ylabel=label)
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=8)
-            written.append(_save(fig, out / f"{metric}_{tag}.png"))
+        crowded = len(members) / len(schemes) > 5
+        for metric, (stem, ylabel) in figures.METRICS.items():
+            fig, axes = figures.panels(plt, len(schemes), ylabel)
+            for ax, scheme in zip(axes, schemes):
+                here = sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.label)
+                for g in here:
+                    figures.draw(ax, g, metric, g.label, crowded)
+                ax.set_title(figures.title(dataset, imbalance, here[0].budget(), scheme), fontsize=9)
+            written += figures.save(fig, out, f"{stem}_{tag}")
         if len(schemes) > 1:
-            fig, ax = plt.subplots(figsize=(7, 4.5))
-            styles = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
-            for g in sorted(members, key=lambda g: g.key[3:]):
-                x, mean, _ = g.curve("accuracy")
-                ax.plot(x, mean, styles[g.key[4]], label=f"{g.key[4]} {g.label}")
-            ax.set(title=f"schemes: {dataset} / {imbalance}", xlabel="labeled samples", ylabel="accuracy")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-            written.append(_save(fig, out / f"schemes_{tag}.png"))
+            fig, axes = figures.panels(plt, 1, "accuracy (mean per-class)")
+            lines = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
+            for g in sorted(members, key=lambda g: (g.key[4], g.label)):
+                figures.draw(axes[0], g, "accuracy", f"{g.label} {g.key[4]}", True, lines[g.key[4]])
+            axes[0].set_title(figures.title(dataset, imbalance, members[0].budget(), "schemes"), fontsize=9)
+            written += figures.save(fig, out, f"schemes_{tag}")
     return written
 
 
@@ -221,34 +244,67 @@ def plot_paper_figures(groups: list[Group], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    for name, figures in PAPER_FIGURES.items():
+    for name, plan in PAPER_FIGURES.items():
         members = [g for g in groups if g.key[0] == name and g.complete]
         if not members:
             continue
-        panels = sorted({g.key[1:3] for g in members})
-        schemes = sorted({g.key[4] for g in members})
-        styles = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
-        for filename, metric, ylabel in figures:
-            fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False, sharey=True)
-            for ax, (dataset, imbalance) in zip(axes[0], panels):
-                for g in sorted((g for g in members if g.key[1:3] == (dataset, imbalance)), key=lambda g: g.key[3:]):
-                    label = f"{g.key[4]} {g.label}" if name == "paper_fig5" else g.label
-                    _draw(ax, g, metric, label, styles[g.key[4]] if name == "paper_fig5" else "-")
-                ax.set(title=f"{dataset} ({imbalance})", xlabel="labeled samples")
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=8)
-            axes[0][0].set_ylabel(ylabel)
-            written.append(_save(fig, out / f"{filename}.png"))
+        where = sorted({g.key[1:3] for g in members})
+        lines = dict(zip(sorted({g.key[4] for g in members}), ["-", "--", ":", "-."] * 4))
+        for filename, metric, ylabel in plan:
+            fig, axes = figures.panels(plt, len(where), ylabel)
+            for ax, (dataset, imbalance) in zip(axes, where):
+                here = sorted((g for g in members if g.key[1:3] == (dataset, imbalance)), key=lambda g: g.key[3:])
+                for g in here:
+                    if name == "paper_fig5":
+                        figures.draw(ax, g, metric, f"{g.label} {g.key[4]}", True, lines[g.key[4]])
+                    else:
+                        figures.draw(ax, g, metric, g.label, len(here) > 5)
+                ax.set_title(figures.title(dataset, imbalance, here[0].budget()), fontsize=9)
+            written += figures.save(fig, out, filename)
     return written
 
 
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+def penalty_matrices(groups: list[Group], out: Path) -> list[Path]:
+    """Ash et al.'s pairwise-penalty matrix per setting with 2+ AFs: for each pair, the fraction of budget
+    points where one AF's accuracy is significantly higher (paired t-test over common seeds, p < 0.05)."""
+    written = []
+    by_setting: dict[str, list[Group]] = defaultdict(list)
+    for g in groups:
+        if len(g.complete) >= 2:
+            by_setting[g.setting].append(g)
+    for members in by_setting.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda g: g.label)
+        matrix = penalty_matrix(members)
+        names = [g.label for g in members]
+        name, dataset, imbalance, _, scheme, variant = members[0].key
+        stem = f"penalty_{'' if name == 'default' else name + '_'}{dataset}_{imbalance}_{scheme}"
+        pd.DataFrame(matrix, index=names, columns=names).to_csv(out / f"{stem}.csv")
+        heading = figures.title(dataset, imbalance, members[0].budget(), scheme)
+        written += figures.penalty_heatmap(matrix, names, out, stem, heading)
+    return written
 
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+
+def penalty_matrix(members: list[Group]) -> np.ndarray:
+    """(i, j): fraction of the budget points where AF i's accuracy beats AF j's, paired over seeds, p < ALPHA."""
+    curves = [{int(r["seed"].iloc[0]): r["accuracy"].to_numpy(dtype=np.float64) for r in g.complete} for g in members]
+    matrix = np.zeros((len(members), len(members)))
+    for i, a in enumerate(curves):
+        for j, b in enumerate(curves):
+            seeds = sorted(set(a) & set(b))
+            if i == j or len(seeds) < 2:
+                continue
+            x, y = np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])  # (seeds, points)
+            wins = 0
+            for t in range(x.shape[1]):
+                d = x[:, t] - y[:, t]
+                if d.mean() > 0 and np.any(d != d[0]) and stats.ttest_rel(x[:, t], y[:, t]).pvalue < ALPHA:
+                    wins += 1
+                elif d.mean() > 0 and np.all(d == d[0]) and d[0] > 0:  # the same positive gap on every seed
+                    wins += 1
+            matrix[i, j] = wins / x.shape[1]
+    return matrix
 
 
 def report(dirs: list[Path], out: Path) -> dict:
@@ -262,9 +318,9 @@ def report(dirs: list[Path], out: Path) -> dict:
     groups = group_runs(df)
     out.mkdir(parents=True, exist_ok=True)
     write_tables(table_rows(groups), out)
-    figures = plot_panels(groups, out) + plot_paper_figures(groups, out)
+    drawn = plot_panels(groups, out) + plot_paper_figures(groups, out) + penalty_matrices(groups, out)
     runs = df.drop_duplicates("run")
-    return {"runs": len(runs), "unfinished": int((~runs["complete"]).sum()), "figures": figures,
+    return {"runs": len(runs), "unfinished": int((~runs["complete"]).sum()), "figures": drawn,
             "tables": [out / "results.md", out / "results.csv"]}
 
 
@@ -278,7 +334,7 @@ def log_to_wandb(written: dict, out: Path, project: str) -> None:
     logger.start({"report": str(out)}, name=f"report/{out.name}", group="report", tags=["report"], run_dir=out,
                  job_type="report")
     if logger.run is not None:
-        logger.run.log({f.stem: wandb.Image(str(f)) for f in written["figures"]})
+        logger.run.log({f.stem: wandb.Image(str(f)) for f in written["figures"] if f.suffix == ".png"})
         logger.run.log({"results": wandb.Table(dataframe=pd.read_csv(out / "results.csv"))})
     logger.finish({"runs": written["runs"], "unfinished": written["unfinished"]})
 

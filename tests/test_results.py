@@ -99,3 +99,44 @@ def test_holm_by_hand():
     # sorted p: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.04 (x1 = 0.04); NaN untouched
     assert holm([0.04, 0.01, float("nan"), 0.02]) == pytest.approx([0.04, 0.03, float("nan"), 0.04], nan_ok=True)
     assert holm([0.5, 0.6]) == [1.0, 1.0]
+
+
+def fake_group(af, curves, setting="s"):
+    """A group of complete runs with the given accuracy curves (one per seed) at 10, 20, 30 labels."""
+    import pandas as pd
+
+    from alimb.report import Group
+
+    runs = [pd.DataFrame({"seed": seed, "n_labeled": [10, 20, 30], "accuracy": curve, "scheme_used": "cs_svm"})
+            for seed, curve in enumerate(curves)]
+    return Group(("x", "d", "exp0.75", af, "cs_svm", ""), runs, 0, setting)
+
+
+def test_labels_saved_interpolates_on_randoms_mean_curve():
+    from alimb.report import labels_saved
+
+    random = fake_group("random", [[0.2, 0.4, 0.6], [0.2, 0.4, 0.6]])
+    good = fake_group("margin", [[0.3, 0.5, 0.5], [0.3, 0.5, 0.5]])  # final 0.5: random needs 25 labels
+    assert labels_saved(good, random) == pytest.approx(25 - 30)
+    best = fake_group("dmcs_rand", [[0.3, 0.5, 0.7], [0.3, 0.5, 0.7]])  # random never reaches 0.7
+    assert np.isnan(labels_saved(best, random)) and np.isnan(labels_saved(random, random))
+
+
+def test_penalty_matrix_by_hand():
+    from alimb.report import penalty_matrix
+
+    a = fake_group("a", [[0.5, 0.6, 0.7], [0.52, 0.61, 0.69], [0.49, 0.62, 0.70]])
+    b = fake_group("b", [[0.4, 0.6, 0.7], [0.41, 0.61, 0.69], [0.40, 0.62, 0.70]])  # a wins at 10 labels only
+    matrix = penalty_matrix([a, b])
+    p = stats.ttest_rel([0.5, 0.52, 0.49], [0.4, 0.41, 0.40]).pvalue
+    assert p < 0.05 and matrix.tolist() == [[0.0, 1 / 3], [0.0, 0.0]]
+
+
+def test_figures_come_as_pdf_and_png_with_a_penalty_matrix(sweep, tmp_path):
+    written = report([sweep / "outputs"], tmp_path / "report")
+    names = {p.name for p in written["figures"]}
+    for stem in ("accuracy", "minority_recall", "labeled_ir", "class_discovery"):
+        assert {f"{stem}_synthetic_exp0.75.pdf", f"{stem}_synthetic_exp0.75.png"} <= names
+    assert "penalty_synthetic_exp0.75_cs_svm.png" in names
+    assert (tmp_path / "report/penalty_synthetic_exp0.75_cs_svm.csv").exists()
+    assert (tmp_path / "report/accuracy_synthetic_exp0.75.pdf").read_bytes()[:4] == b"%PDF"

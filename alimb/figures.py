@@ -1,0 +1,121 @@
+"""Figures for a paper: PDF (vector) and PNG at 300 dpi, colour-blind-safe, legends outside the data.
+
+One colour per AF in every figure (Okabe-Ito palette), the paper's minority-class sampling family in solid
+lines with markers, baselines dashed; light ± std bands; panels of one figure share their y-axis; titles
+name the dataset, the imbalance and the budget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000"]
+BASELINES = {  # af -> (colour, line style): random is the black reference line
+    "random": ("#000000", "--"), "margin": ("#E69F00", "--"), "entropy": ("#56B4E9", "--"),
+    "least_confidence": ("#999999", ":"), "coreset": ("#009E73", "--"), "cds_bal": ("#009E73", ":"),
+}
+FAMILIES = {"cmcs": ("#0072B2", "v"), "umcs": ("#CC79A7", "^"), "dmcs": ("#D55E00", "o")}  # the paper's methods
+DATASETS = {"cifar100": "CIFAR-100", "food101": "Food-101", "mit67": "MIT-67", "digits": "Digits",
+            "synthetic": "Synthetic", "embeddings": "Embeddings", "image_folder": "Image folder"}
+METRICS = {  # metric -> (file stem, y label)
+    "accuracy": ("accuracy", "accuracy (mean per-class)"),
+    "minority_accuracy": ("minority_recall", "recall on minority classes"),
+    "labeled_ir": ("labeled_ir", "labeled-set ir (std / mean)"),
+    "classes_discovered": ("class_discovery", "classes with ≥ 1 label"),
+}
+
+
+def is_paper_method(af: str) -> bool:
+    return af.split(" ")[0].endswith(("mcs_rand", "mcs_marg"))
+
+
+def style(af: str) -> dict:
+    """The same look for an AF in every figure: the paper's methods solid (rand) or dash-dot (marg) with a marker
+    per family, baselines dashed or dotted, others dotted in a colour of their own."""
+    base = af.split(" ")[0]
+    family, _, auxiliary = base.partition("_")
+    if is_paper_method(base) and family in FAMILIES:
+        colour, marker = FAMILIES[family]
+        return {"color": colour, "linestyle": "-" if auxiliary == "rand" else "-.", "marker": marker, "ms": 3.5,
+                "linewidth": 1.8}
+    colour, line = BASELINES.get(base, (OKABE_ITO[sum(map(ord, base)) % len(OKABE_ITO)], ":"))
+    return {"color": colour, "linestyle": line, "marker": None, "linewidth": 1.3}
+
+
+def imbalance_title(name: str) -> str:
+    if name.startswith("exp"):
+        return f"ir {name[3:]}"
+    if name.startswith("step"):
+        return f"step ρ = {name[4:]}"
+    return {"paper": "Table I imbalance", "none": "balanced"}.get(name, name)
+
+
+def title(dataset: str, imbalance: str, budget: tuple[int, int] | None = None, extra: str = "") -> str:
+    parts = [DATASETS.get(dataset, dataset), imbalance_title(imbalance)]
+    if budget:
+        parts.append(f"{budget[0]} × {budget[1]} labels")
+    return ", ".join(parts) + (f" — {extra}" if extra else "")
+
+
+def draw(ax, group, metric: str, label: str, crowded: bool, linestyle: str | None = None) -> None:
+    """Mean over seeds, a light ± std band, and a `*` where the scheme switched (accuracy)."""
+    x, mean, std = group.curve(metric)
+    kw = style(label)
+    if linestyle:
+        kw["linestyle"] = linestyle
+    ax.plot(x, mean, label=f"{label} (n={len(group.complete)})", **kw)
+    ax.fill_between(x, mean - std, mean + std, color=kw["color"], alpha=0.07 if crowded else 0.15, linewidth=0)
+    switch = group.switch_at()
+    if switch is not None and metric == "accuracy":
+        ax.plot([switch], [np.interp(switch, x, mean)], "*", ms=13, color=kw["color"], markeredgecolor="black")
+
+
+def panels(plt, n: int, ylabel: str):
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 2.2, 3.8), squeeze=False, sharey=True)
+    axes[0][0].set_ylabel(ylabel)
+    for ax in axes[0]:
+        ax.set_xlabel("labeled samples")
+        ax.grid(alpha=0.3)
+    return fig, axes[0]
+
+
+def save(fig, out: Path, stem: str) -> list[Path]:
+    """PDF and 300-dpi PNG, the legend (of the first panel) outside the data on the right."""
+    import matplotlib.pyplot as plt
+
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.tight_layout()
+    paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
+    for path in paths:
+        fig.savefig(path, dpi=300, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def penalty_heatmap(matrix: np.ndarray, names: list[str], out: Path, stem: str, heading: str) -> list[Path]:
+    """Ash et al.'s pairwise-penalty matrix: cell (i, j) = fraction of budget points where row i beats column j."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
+    image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=max(1e-9, float(np.nanmax(matrix))))
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if i != j:
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] < 0.6 * np.nanmax(matrix) else "black")
+    ax.set_title(heading, fontsize=9)
+    ax.set_xlabel("loses (column)")
+    ax.set_ylabel("wins (row)")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of budget points, p < 0.05")
+    fig.tight_layout()
+    paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
+    for path in paths:
+        fig.savefig(path, dpi=300, bbox_inches="tight")
+    plt.close(fig)
+    return paths
