@@ -83,11 +83,16 @@ def panels(plt, n: int, ylabel: str):
 
 def save(fig, out: Path, stem: str) -> list[Path]:
     """PDF and 300-dpi PNG, the legend (of the first panel) outside the data on the right."""
-    import matplotlib.pyplot as plt
-
     handles, labels = fig.axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    return _write(fig, out, stem)
+
+
+def _write(fig, out: Path, stem: str) -> list[Path]:
+    """The figure as PDF (vector) and PNG at 300 dpi."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
     for path in paths:
@@ -113,9 +118,4 @@ def penalty_heatmap(matrix: np.ndarray, names: list[str], out: Path, stem: str, 
     ax.set_xlabel("loses (column)")
     ax.set_ylabel("wins (row)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of budget points, p < 0.05")
-    fig.tight_layout()
-    paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
-    for path in paths:
-        fig.savefig(path, dpi=300, bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    return _write(fig, out, stem)
