@@ -66,7 +66,11 @@ def draw(ax, group, metric: str, label: str, crowded: bool, linestyle: str | Non
     if linestyle:
         kw["linestyle"] = linestyle
     ax.plot(x, mean, label=f"{label} (n={len(group.complete)})", **kw)
-    ax.fill_between(x, mean - std, mean + std, color=kw["color"], alpha=0.07 if crowded else 0.15, linewidth=0)
+    low, high = 0.0, {"accuracy": 1.0, "minority_accuracy": 1.0}.get(metric, np.inf)  # a band stays in range
+    if metric == "classes_discovered":
+        high = float(group.complete[0]["n_classes"].iloc[0])
+    ax.fill_between(x, np.clip(mean - std, low, high), np.clip(mean + std, low, high), color=kw["color"],
+                    alpha=0.07 if crowded else 0.15, linewidth=0)
     switch = group.switch_at()
     if switch is not None and metric == "accuracy":
         ax.plot([switch], [np.interp(switch, x, mean)], "*", ms=13, color=kw["color"], markeredgecolor="black")

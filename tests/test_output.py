@@ -41,3 +41,14 @@ def test_help_lists_the_launchers_and_stored_sweeps():
     assert proc.returncode == 0
     for word in ("hydra/launcher=", "parallel", "slurm", "slurm_local", "paper/fig1", "alimb-report"):
         assert word in proc.stdout
+
+
+def test_the_readme_results_example_runs_as_written(make_cfg, tmp_path, monkeypatch, capsys):
+    from alimb.loop import run_experiment
+
+    for seed in (0, 1):
+        run_experiment(make_cfg(*SMALL, f"seed={seed}"), tmp_path / f"outputs/digits_afs/run{seed}")
+    code = re.search(r"```python\n(from alimb.results import load\n.*?)```", README.read_text(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("df[df.iteration", "print(df[df.iteration") + ")", "README.md", "exec"), {})
+    assert "dmcs_rand" in capsys.readouterr().out

@@ -91,6 +91,8 @@ def test_aubc_and_paired_tests_match_a_computation_from_the_records(sweep, tmp_p
     assert rows.loc["random", "aubc_mean"] == pytest.approx(random.mean(), abs=1e-6)
     assert rows.loc["margin", "vs_random_t_p"] == pytest.approx(stats.ttest_rel(margin, random).pvalue, abs=1e-6)
     assert rows.loc["margin", "vs_random_wilcoxon_p"] == pytest.approx(stats.wilcoxon(margin, random).pvalue, abs=1e-6)
+    assert rows.loc["random", "best_baseline"] == "margin" and rows.loc["margin", "best_baseline"] == "random"
+    assert rows.loc["random", "vs_best_baseline_t_p"] == pytest.approx(stats.ttest_rel(random, margin).pvalue, abs=1e-6)
     minority = np.array([aubc("margin", s, "minority_accuracy") for s in range(3)])
     assert rows.loc["margin", "minority_aubc_mean"] == pytest.approx(minority.mean(), abs=1e-6)
 
