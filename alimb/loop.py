@@ -91,9 +91,9 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     if records is None:
         with state.claim(run_dir):  # one process per run directory
             status = state.prepare(run_dir, cfg)
-            records = read_records(run_dir) if status == "done" else _run(cfg, run_dir, status == "resume")
             if status != "done":
-                return records
+                return _run(cfg, run_dir, status == "resume")
+            records = read_records(run_dir)  # completed by another process while this one waited to look
     log.info("%s already holds this completed run: nothing to do (overwrite=true runs it again)", run_dir)
     return records
 
