@@ -287,6 +287,7 @@ MODELS: dict[str, type[Node]] = {
     f"{A}kcenter.coreset": OnDevice,
     f"{A}cds.cds_bal": CdsBal,
     f"{A}minority.minority_sampling": MinoritySampling,
+    f"{A}gradients.badge": Plain,
     "alimb.schemes.svm.LinearSVMScheme": LinearSVM,
     "alimb.schemes.finetune.FineTuneScheme": FineTune,
     "alimb.schemes.switch.SwitchScheme": Switch,

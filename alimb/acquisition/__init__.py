@@ -16,6 +16,7 @@ Every AF is called with keyword arguments and ignores the ones it does not need:
   (`reveal_within_batch`); it may be asked only about samples the AF selects
 """
 
+from alimb.acquisition.gradients import badge
 from alimb.acquisition.base import Oracle, Selection
 from alimb.acquisition.cds import cds_bal
 from alimb.acquisition.kcenter import coreset, kcenter_greedy
@@ -23,6 +24,6 @@ from alimb.acquisition.minority import certain, diverse, minority_quotas, minori
 from alimb.acquisition.uncertainty import entropy, least_confidence, margin, random
 
 __all__ = [
-    "Oracle", "Selection", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy", "cds_bal",
+    "Oracle", "Selection", "badge", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy", "cds_bal",
     "minority_sampling", "minority_quotas", "certain", "uncertain", "diverse",
 ]

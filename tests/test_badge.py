@@ -1,0 +1,48 @@
+"""BADGE on hand-checked cases: the factorised distances, the first pick, D² sampling."""
+
+import numpy as np
+
+from alimb.acquisition import badge
+from alimb.acquisition.gradients import gradient_factors
+
+
+def test_factorised_distances_equal_those_of_the_materialised_gradient_embeddings():
+    rng = np.random.default_rng(0)
+    scores, features = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
+    a, h = gradient_factors(scores, features)
+    g = np.einsum("nk,nd->nkd", a, h).reshape(6, -1)  # (onehot - p) ⊗ h, built only here
+    explicit = ((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+    a_sq, h_sq = (a * a).sum(1), (h * h).sum(1)
+    factorised = (a_sq * h_sq)[:, None] + (a_sq * h_sq)[None, :] - 2 * (a @ a.T) * (h @ h.T)
+    np.testing.assert_allclose(factorised, explicit, atol=1e-12)
+    p = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+    np.testing.assert_allclose(a[np.arange(6), p.argmax(1)], 1 - p.max(1))  # onehot(y_hat) - p
+
+
+def test_first_pick_is_the_largest_gradient_and_a_duplicate_of_a_center_is_never_drawn():
+    """Probabilities (rows on the simplex) used as they are. Samples 1 and 2 (copies) are the least confident with
+    the largest features: they tie for the largest ||g||, one is picked first (the tie broken at random); the
+    other, at distance 0, is never drawn next; the labeled sample 0, though largest, is never a candidate."""
+    scores = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.9, 0.1], [0.8, 0.2]])
+    features = np.array([[9.0, 9.0], [3.0, 0.0], [3.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    labeled = np.array([True, False, False, False, False])
+    firsts = set()
+    for seed in range(20):
+        sel = badge(scores=scores, features=features, labeled_mask=labeled, budget=2, rng=np.random.default_rng(seed))
+        assert sel.indices[0] in (1, 2) and sel.indices[1] in (3, 4)
+        firsts.add(int(sel.indices[0]))
+    assert firsts == {1, 2}  # the tie goes either way
+
+
+def test_d2_sampling_draws_in_proportion_to_squared_distance():
+    """Logits 0, 0 (softmax 1/2, 1/2): a = (1/2, -1/2), ||a||² = 1/2 for every sample, so g = a ⊗ h with
+    h = (3, 2, 0) / sqrt(1/2) gives ||g|| = 3, 2, 0: sample 0 first; then squared distances 1 (sample 1) and
+    9 (sample 2): sample 2 drawn 90% of the time."""
+    scores = np.zeros((3, 2))
+    features = np.array([[3.0], [2.0], [0.0]]) / np.sqrt(0.5)
+    picks = [badge(scores=scores, features=features, labeled_mask=np.zeros(3, bool), budget=2,
+                   rng=np.random.default_rng(s)).indices for s in range(4000)]
+    picks = np.array(picks)
+    assert (picks[:, 0] == 0).all()  # the largest ||g||
+    share = np.mean(picks[:, 1] == 2)
+    assert abs(share - 0.9) < 0.02
