@@ -90,16 +90,16 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
     records = state.finished(run_dir, cfg)  # reads only: a finished run in a read-only directory is fine
     if records is None:
         with state.claim(run_dir):  # one process per run directory
-            status = state.prepare(run_dir, cfg)
+            status, saved = state.prepare(run_dir, cfg)
             if status != "done":
-                return _run(cfg, run_dir, status == "resume")
+                return _run(cfg, run_dir, saved)
             records = read_records(run_dir)  # completed by another process while this one waited to look
     log.info("%s already holds this completed run: nothing to do (overwrite=true runs it again)", run_dir)
     return records
 
 
-def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
-    """The iterations of a run whose directory this process holds."""
+def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
+    """The iterations of a run whose directory this process holds, from `saved` (state.load's) when resuming."""
     scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
     pool, pool_in, test_in, test_y, keep = load_pool(cfg, scheme.needs_images)
     n_classes = pool.n_classes
@@ -108,8 +108,8 @@ def _run(cfg: DictConfig, run_dir: Path, resume: bool) -> list[dict]:
     seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # iteration k: its own (AF, scheme) generators
 
     records: list[dict] = []
-    if resume:
-        labeled_round, records, scheme_state = state.load(run_dir)
+    if saved is not None:
+        labeled_round, records, scheme_state = saved
         pool.labeled_round[:] = labeled_round
         scheme.load_state_dict(scheme_state)
         log.info("resuming after iteration %d of %d", len(records), iterations)

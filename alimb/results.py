@@ -44,7 +44,10 @@ def _digest(value) -> str:
 
 
 def _read_run(run_dir: Path) -> dict | None:
-    """A run's config, records and completeness; None (with a warning) when its files cannot be read."""
+    """A run's config, records and completeness; None (with a warning) when its files cannot be read, and None
+    (quietly) for a directory whose run never completed an iteration (no records.jsonl: not a run, see state.py)."""
+    if not (run_dir / "records.jsonl").exists():
+        return None
     try:
         config = json.loads((run_dir / "config.json").read_text())
         records = read_records(run_dir)
@@ -59,7 +62,7 @@ def _read_run(run_dir: Path) -> dict | None:
         log.warning("skipping %s: %s", run_dir, str(err).splitlines()[0] if str(err) else type(err).__name__)
         return None
     if not records:
-        return None  # a run that never completed an iteration has no results
+        return None
     return {"dir": run_dir, "config": config, "records": records, "complete": complete, "axes": axes}
 
 

@@ -128,13 +128,12 @@ def _wipe(run_dir: Path) -> None:
     shutil.rmtree(run_dir / "wandb", ignore_errors=True)
 
 
-def prepare(run_dir: Path, cfg: DictConfig) -> str:
-    """'fresh', 'resume' or 'done', under the lock; refuses a directory claimed by another config or damaged.
-
-    `overwrite=true` replaces another config's run and recovers from any damage.
-    """
+def prepare(run_dir: Path, cfg: DictConfig) -> tuple[str, tuple | None]:
+    """('fresh' | 'resume' | 'done', the saved state when resuming), under the lock; refuses a directory claimed
+    by another config or damaged. `overwrite=true` replaces another config's run and recovers from any damage."""
     run_dir, current = Path(run_dir), comparable(cfg)
     overwrite = bool(cfg.get("overwrite", False))
+    saved = None
     if (run_dir / STATE).exists() or (run_dir / SUMMARY).exists():  # claimed by a run
         try:
             if not (run_dir / CONFIG).exists():
@@ -150,10 +149,10 @@ def prepare(run_dir: Path, cfg: DictConfig) -> str:
                 _wipe(run_dir)
             elif (run_dir / SUMMARY).exists():
                 if finished(run_dir, cfg) is not None:  # completed meanwhile by the process that held the lock
-                    return "done"
+                    return "done", None
                 _wipe(run_dir)  # a damaged summary, and overwrite=true
             else:
-                load(run_dir)  # Damaged if the state cannot be read back
+                saved = load(run_dir)  # Damaged if the state cannot be read back
         except Damaged:
             if not overwrite:
                 raise
@@ -162,7 +161,7 @@ def prepare(run_dir: Path, cfg: DictConfig) -> str:
         _wipe(run_dir)
     (run_dir / ERROR).unlink(missing_ok=True)
     write_atomic(run_dir / CONFIG, json.dumps(current, indent=2) + "\n")
-    return "resume" if (run_dir / STATE).exists() else "fresh"
+    return ("resume", saved) if saved is not None else ("fresh", None)
 
 
 def save(run_dir: Path, labeled_round: np.ndarray, records: list[dict], scheme_state: dict[str, np.ndarray]) -> None:

@@ -30,6 +30,7 @@ from alimb.acquisition import kcenter, minority_sampling
 from alimb.acquisition.minority import diverse
 from alimb.acquisition.uncertainty import random as random_af
 from alimb.devices import describe_machine
+from alimb.records import read_records
 from alimb.schemes.linear_svm import balanced_class_weights, svm_objective
 from alimb.schemes.svm import LinearSVMScheme
 
@@ -152,8 +153,8 @@ def alimb(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
 
 
 def records(run_dir: Path) -> list[dict]:
-    with open(run_dir / "records.jsonl") as f:
-        return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in f if line.strip()]
+    """The run's records less their timings (what must be identical across a resume)."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in read_records(run_dir)]
 
 
 def run_check(out: Path, name: str, *args: str) -> dict:
@@ -165,7 +166,7 @@ def run_check(out: Path, name: str, *args: str) -> dict:
         summary = json.loads((run_dir / "summary.json").read_text())
         detail.update(final_accuracy=summary["final_accuracy"], auc=summary["auc"],
                       switch_iteration=summary.get("switch_iteration"),
-                      train_seconds=sum(r["seconds"]["train"] for r in map(json.loads, open(run_dir / "records.jsonl"))))
+                      train_seconds=sum(r["seconds"]["train"] for r in read_records(run_dir)))
     else:
         detail["stderr_tail"] = proc.stderr[-1500:]
     return detail

@@ -25,3 +25,8 @@ SMALL = (
     "dataset=synthetic", "dataset.loader.n_classes=10", "dataset.loader.n_per_class=60",
     "dataset.loader.test_per_class=10", "dataset.loader.dim=16", "al.iterations=6", "al.per_iteration=20",
 )
+
+
+def without_timings(records):
+    """Records less their timings: what an interrupted and resumed run must reproduce exactly."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]

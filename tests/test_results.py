@@ -142,3 +142,14 @@ def test_figures_come_as_pdf_and_png_with_a_penalty_matrix(sweep, tmp_path):
     assert "penalty_synthetic_exp0.75_cs_svm.png" in names
     assert (tmp_path / "report/penalty_synthetic_exp0.75_cs_svm.csv").exists()
     assert (tmp_path / "report/accuracy_synthetic_exp0.75.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_a_run_that_never_completed_an_iteration_is_not_a_run_and_not_damage(sweep, tmp_path, caplog):
+    shutil.copytree(sweep / "outputs", tmp_path / "outputs")
+    failed = tmp_path / "outputs/margin/failed"  # what a run that failed before its first iteration leaves
+    failed.mkdir()
+    shutil.copy(tmp_path / "outputs/margin/seed0/config.json", failed / "config.json")
+    (failed / "error.txt").write_text("backbone weights missing\n")
+    with caplog.at_level("WARNING"):
+        df = load([tmp_path / "outputs"])
+    assert df["run"].nunique() == 6 and "failed" not in caplog.text

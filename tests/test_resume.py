@@ -12,7 +12,7 @@ import pytest
 from alimb.errors import UserError
 from alimb.loop import run_experiment
 from alimb.records import read_records
-from tests.conftest import SMALL
+from tests.conftest import SMALL, without_timings
 
 # slow enough per iteration (~0.1-0.2 s) that a kill lands in the middle of the run
 SLOWER = (
@@ -20,10 +20,6 @@ SLOWER = (
     "dataset.loader.test_per_class=10", "dataset.loader.dim=128", "al.iterations=12", "al.per_iteration=100",
     "acquisition=dmcs_marg",
 )
-
-
-def without_timings(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
 def test_rerunning_a_finished_run_does_nothing(make_cfg, tmp_path, caplog):

@@ -11,7 +11,7 @@ from alimb.loop import run_experiment
 from alimb.records import read_records
 from alimb.schemes.svm import LinearSVMScheme
 from alimb.sweep import RunLogFile
-from tests.conftest import SMALL
+from tests.conftest import SMALL, without_timings
 
 
 def snapshot(run_dir):
@@ -60,8 +60,7 @@ def test_damaged_run_directories_name_the_file_and_overwrite_recovers(make_cfg, 
     assert named in str(err.value) and "overwrite=true" in str(err.value) and "\n" not in str(err.value)
     recovered = run_experiment(make_cfg(*SMALL, "overwrite=true", *([] if cfg.al.iterations == 6 else ["al.iterations=3"])),
                                run_dir)
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
-    assert strip(recovered) == strip(reference[:len(recovered)])
+    assert without_timings(recovered) == without_timings(reference[:len(recovered)])
     assert (run_dir / "summary.json").exists() and len(read_records(run_dir)) == len(recovered)
 
 

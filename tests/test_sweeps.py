@@ -11,7 +11,7 @@ import pytest
 
 from alimb.records import read_records
 from alimb.sweep import variant
-from tests.conftest import SMALL
+from tests.conftest import SMALL, without_timings
 
 TINY = (*SMALL[:-2], "al.iterations=3")  # synthetic, 3 iterations; al.per_iteration swept
 
@@ -19,10 +19,6 @@ TINY = (*SMALL[:-2], "al.iterations=3")  # synthetic, 3 iterations; al.per_itera
 def alimb(cwd: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "alimb.run", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, **kwargs)
-
-
-def without_timings(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
 @pytest.mark.parametrize("launcher", ["basic", "parallel", "slurm_local"])
