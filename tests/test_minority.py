@@ -219,3 +219,23 @@ def test_lazy_initial_distances_break_ties_like_the_reference(monkeypatch):
     for seed in range(4):
         ours = kcenter_greedy(features, candidates, centers, 20, np.random.default_rng(seed), "cpu")
         assert ours.tolist() == reference_kcenter(features, candidates, centers, 20, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_lazy_picks_are_the_plain_algorithms_picks(monkeypatch, batch):
+    """The lazy picks (contenders brought up to date in batches) equal the plain algorithm's, on clustered data
+    and on a grid full of exact ties; and both equal the float64 reference."""
+    import alimb.acquisition.kcenter as kc
+
+    monkeypatch.setattr(kc, "LAZY_SUBSET", 3)
+    monkeypatch.setattr(kc, "LAZY_BATCH", batch)
+    rng = np.random.default_rng(batch)
+    clustered = (rng.normal(size=(20, 6)) * 5)[rng.integers(0, 20, 600)] + rng.normal(size=(600, 6))
+    grid = np.array([[i % 5, i // 5 % 5, i // 25 % 2] for i in range(600)], dtype=np.float32)
+    for features in (clustered.astype(np.float32), grid):
+        centers = rng.choice(600, 50, replace=False)
+        candidates = np.setdiff1d(np.arange(600), centers)
+        lazy = kcenter_greedy(features, candidates, centers, 80, np.random.default_rng(4), "cpu")
+        plain = kcenter_greedy(features, candidates, centers, 80, np.random.default_rng(4), "cpu", lazy=False)
+        assert lazy.tolist() == plain.tolist()
+        assert lazy.tolist() == reference_kcenter(features, candidates, centers, 80, np.random.default_rng(4))

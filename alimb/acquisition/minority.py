@@ -66,10 +66,10 @@ def uncertain(candidates: np.ndarray, k: int, *, scores: np.ndarray, rng: np.ran
 
 def diverse(
     candidates: np.ndarray, k: int, *, features: np.ndarray, centers: np.ndarray, rng: np.random.Generator,
-    device: str = "auto", **_,
+    device: str = "auto", lazy: bool = True, **_,
 ) -> np.ndarray:
     """DMCS (Eq. 7): k-center greedy inside the candidates, the class's labeled samples as centers."""
-    return kcenter_greedy(features, candidates, centers, k, rng, device)
+    return kcenter_greedy(features, candidates, centers, k, rng, device, lazy)
 
 
 def minority_sampling(
