@@ -128,9 +128,10 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
         len(pool), n_classes, imbalance_ratio(pool.pool_counts()), len(test_y), iterations, per_iteration,
     )
     summary = None
-    scores = features = None
+    scores = features = head = None
     if 0 < len(records) < iterations:  # the model restored from the state scores the pool, as it did then
         scores, features = scheme.score(pool_in)
+        head = scheme.head()
     try:
         bar = tqdm(total=iterations, initial=len(records), desc=f"AL {cfg.acquisition.name}/{cfg.scheme.name}",
                    unit="iteration", disable=None, leave=False)  # disable=None: no bar when not on a terminal
@@ -140,7 +141,7 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
             af = random_af if k == 0 else acquire  # iteration 0 is random (paper §III)
             oracle = Oracle(pool.labels)
             selection = af(
-                scores=scores, features=features, fg=pool_in.features, labels=pool.known_labels(),
+                scores=scores, features=features, head=head, fg=pool_in.features, labels=pool.known_labels(),
                 labeled_mask=pool.labeled_mask, n_classes=n_classes, budget=per_iteration, rng=rng, oracle=oracle,
             )
             check_selection(selection, pool.labeled_mask, per_iteration, oracle)
@@ -152,6 +153,7 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
             t2 = time.perf_counter()
             if k < iterations - 1:  # scores and features of model k drive the selection of iteration k + 1
                 scores, features = scheme.score(pool_in)
+                head = scheme.head()
             t3 = time.perf_counter()
             counts = pool.class_counts()
             record = {
@@ -164,6 +166,8 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
                 "n_from_auxiliary": selection.n_auxiliary,
                 "quota_requested": selection.quota_requested,
                 "n_revealed_within_batch": int(np.unique(oracle.revealed).size),
+                "reveal_within_batch": bool(k > 0 and cfg.acquisition.get("reveal_within_batch", False)),
+                **({"acquisition_info": selection.info} if selection.info else {}),
                 "scheme": cfg.scheme.name,
                 "scheme_used": cfg.scheme.name,
                 **fitted,  # what the scheme reports (the switch: the scheme used, cross-validation scores)

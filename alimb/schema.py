@@ -133,6 +133,35 @@ class MinoritySampling(Node):
     auxiliary: dict
 
 
+class Reveals(Node):
+    reveal_within_batch: bool
+
+
+class ClassBalanced(Node):
+    lam: NonNegativeNumber
+    node_limit: Positive
+    time_limit: PositiveNumber
+
+
+class Flqmi(Node):
+    eta: NonNegativeNumber
+
+
+class TypiClust(Node):
+    max_clusters: Positive
+    min_cluster_size: Count
+    k_nn: Positive
+
+
+class ProbCover(Node):
+    delta: Optional[PositiveNumber] = None
+    purity: Fraction
+
+
+class Tailor(Reveals):
+    arms: Annotated[dict[str, dict], Field(min_length=1)]
+
+
 # ---- schemes ----
 class LinearSVM(Node):
     C: PositiveNumber
@@ -288,6 +317,13 @@ MODELS: dict[str, type[Node]] = {
     f"{A}cds.cds_bal": CdsBal,
     f"{A}minority.minority_sampling": MinoritySampling,
     f"{A}gradients.badge": Plain,
+    f"{A}boundary.base": Plain,
+    f"{A}graphs.galaxy": Reveals,
+    f"{A}balanced_mip.class_balanced": ClassBalanced,
+    f"{A}submodular.flqmi": Flqmi,
+    f"{A}lowbudget.typiclust": TypiClust,
+    f"{A}lowbudget.probcover": ProbCover,
+    f"{A}bandit.tailor": Tailor,
     "alimb.schemes.svm.LinearSVMScheme": LinearSVM,
     "alimb.schemes.finetune.FineTuneScheme": FineTune,
     "alimb.schemes.switch.SwitchScheme": Switch,

@@ -19,11 +19,12 @@ def inputs(seed=0, n_labeled=60):
     y = rng.integers(0, C, N)
     y[:C] = np.arange(C)  # every class exists
     features = rng.normal(size=(N, D)) + y[:, None]
-    scores = rng.normal(size=(N, C))
+    head = (rng.normal(size=(D, C)), rng.normal(size=C))  # a linear last layer over `features`
+    scores = features @ head[0] + head[1] + rng.normal(size=(N, C))
     scores[np.arange(N), y] += 1.5
     labeled = np.zeros(N, dtype=bool)
     labeled[rng.choice(N, n_labeled, replace=False)] = True
-    return dict(scores=scores, features=features, fg=features, labels=np.where(labeled, y, -1), labeled_mask=labeled,
+    return dict(scores=scores, features=features, head=head, fg=features, labels=np.where(labeled, y, -1), labeled_mask=labeled,
                 n_classes=C, oracle=Oracle(y))
 
 

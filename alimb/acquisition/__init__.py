@@ -12,12 +12,20 @@ Every AF is called with keyword arguments and ignores the ones it does not need:
 - n_classes: number of classes (a class may have no labeled sample yet)
 - budget: how many unlabeled samples to select
 - rng: numpy.random.Generator, the only source of randomness (ties included)
+- head: (W (d, n_classes), b (n_classes,)), the scheme's linear last layer over `features` (None at iteration 0)
 - oracle: callable, absolute indices -> true labels, only for AFs that reveal within a batch
   (`reveal_within_batch`); it may be asked only about samples the AF selects
+
+BASE is `alimb.acquisition.boundary.base`: not re-exported here, where `base` names the shared module.
 """
 
-from alimb.acquisition.gradients import badge
+from alimb.acquisition.balanced_mip import class_balanced
+from alimb.acquisition.bandit import tailor
 from alimb.acquisition.base import Oracle, Selection
+from alimb.acquisition.graphs import galaxy
+from alimb.acquisition.gradients import badge
+from alimb.acquisition.lowbudget import probcover, typiclust
+from alimb.acquisition.submodular import flqmi
 from alimb.acquisition.cds import cds_bal
 from alimb.acquisition.kcenter import coreset, kcenter_greedy
 from alimb.acquisition.minority import certain, diverse, minority_quotas, minority_sampling, uncertain
@@ -26,4 +34,5 @@ from alimb.acquisition.uncertainty import entropy, least_confidence, margin, ran
 __all__ = [
     "Oracle", "Selection", "badge", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy", "cds_bal",
     "minority_sampling", "minority_quotas", "certain", "uncertain", "diverse",
+    "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "tailor",
 ]

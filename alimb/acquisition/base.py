@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -16,6 +17,7 @@ class Selection:
     indices: np.ndarray  # (budget,) int64, absolute into the pool
     n_quota: int = 0
     quota_requested: int = 0  # sum of the minority quotas m_c (Eq. 3) before the budget capped them
+    info: dict = field(default_factory=dict)  # what the AF reports for the records (solver status, arms chosen, ...)
 
     @property
     def n_auxiliary(self) -> int:
@@ -63,6 +65,23 @@ def top_k(utility: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Ge
     tiebreak = rng.random(candidates.size)
     order = np.lexsort((tiebreak, -utility))  # by utility descending, then by the random key
     return candidates[order[:k]]
+
+
+ROW_BLOCK_ELEMENTS = 1 << 22  # rows of a (n, K) array handled together: 16 MiB of float32
+
+
+def row_blocks(n_rows: int, width: int) -> Iterator[slice]:
+    """Slices of about ROW_BLOCK_ELEMENTS elements over n_rows rows of `width` columns."""
+    step = max(1, ROW_BLOCK_ELEMENTS // max(1, width))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def per_row(fn: Callable[[np.ndarray], np.ndarray], scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """fn over scores[rows] in row blocks, concatenated: (len(rows), ...) without a copy of every row at once."""
+    scores = np.asarray(scores)
+    parts = [fn(scores[rows[b]]) for b in row_blocks(rows.size, scores.shape[1])]
+    return np.concatenate(parts) if parts else fn(scores[rows])
 
 
 def as_probabilities(scores: np.ndarray) -> np.ndarray:

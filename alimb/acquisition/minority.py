@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from alimb.acquisition.base import Selection, margin_of, top_k, unlabeled_candidates
+from alimb.acquisition.base import Selection, margin_of, per_row, top_k, unlabeled_candidates
 from alimb.acquisition.kcenter import kcenter_greedy
 
 
@@ -56,12 +56,12 @@ def allocate(quotas: np.ndarray, candidates: np.ndarray, budget: int) -> np.ndar
 
 def certain(candidates: np.ndarray, k: int, *, scores: np.ndarray, rng: np.random.Generator, **_) -> np.ndarray:
     """CMCS (Eq. 5): the k candidates of largest margin."""
-    return top_k(margin_of(scores[candidates]), candidates, k, rng)
+    return top_k(per_row(margin_of, scores, candidates), candidates, k, rng)
 
 
 def uncertain(candidates: np.ndarray, k: int, *, scores: np.ndarray, rng: np.random.Generator, **_) -> np.ndarray:
     """UMCS (Eq. 6): the k candidates of smallest margin."""
-    return top_k(-margin_of(scores[candidates]), candidates, k, rng)
+    return top_k(-per_row(margin_of, scores, candidates), candidates, k, rng)
 
 
 def diverse(
@@ -88,7 +88,7 @@ def minority_sampling(
     unlabeled = unlabeled_candidates(labeled_mask, budget)
     n_classes = scores.shape[1]
     quotas = minority_quotas(np.bincount(labels[labeled_mask], minlength=n_classes))
-    predicted = np.argmax(scores[unlabeled], axis=1)  # Eq. 4: D^U(c) = unlabeled samples predicted as c
+    predicted = per_row(lambda s: np.argmax(s, axis=1), scores, unlabeled)  # Eq. 4: D^U(c) = unlabeled samples predicted as c
     take = allocate(quotas, np.bincount(predicted, minlength=n_classes), budget)
     picked: list[np.ndarray] = []
     for c in np.flatnonzero(take):

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from alimb.acquisition.base import Selection, as_probabilities, margin_of, top_k, unlabeled_candidates
+from alimb.acquisition.base import Selection, as_probabilities, margin_of, per_row, top_k, unlabeled_candidates
 
 
 def random(*, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator, **_) -> Selection:
@@ -20,7 +20,7 @@ def _most_uncertain(uncertainty: Callable[[np.ndarray], np.ndarray]):
 
     def select(*, scores: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator, **_):
         candidates = unlabeled_candidates(labeled_mask, budget)
-        return Selection(top_k(uncertainty(np.asarray(scores)[candidates]), candidates, budget, rng))
+        return Selection(top_k(per_row(uncertainty, scores, candidates), candidates, budget, rng))
 
     select.__doc__ = f"The `budget` unlabeled samples of largest {uncertainty.__name__}."
     return select

@@ -4,6 +4,8 @@ A scheme has
 - `fit(x: Inputs, y, n_classes, rng) -> dict`: train on the labeled samples; returns extra record fields
 - `predict(x: Inputs) -> (n,)` class predictions (the test set)
 - `score(x: Inputs) -> (scores (n, n_classes), features (n, d))`: what the AFs of the next iteration get
+- `head() -> (W (d, n_classes), b (n_classes,))`: the linear last layer over those features (the SVMs
+  themselves; fine tuning's classification head), for AFs that measure distances to decision boundaries
 - `state_dict()` / `load_state_dict(state)`: numpy arrays that let a resumed run continue exactly
 - `needs_images`: whether it trains on images (fine tuning) rather than on the features F_g
 """

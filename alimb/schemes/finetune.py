@@ -203,6 +203,11 @@ class FineTuneScheme:
     def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         return self._outputs(inputs)
 
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W (d, K), b (K,)) of the classification head over the penultimate features."""
+        linear = self.module.head
+        return linear.weight.detach().float().cpu().numpy().T.copy(), linear.bias.detach().float().cpu().numpy()
+
     def predict(self, inputs: Inputs) -> np.ndarray:
         return self._outputs(inputs)[0].argmax(axis=1)
 

@@ -92,6 +92,10 @@ class LinearSVMScheme:
         """(decision values (n, K), F_g itself: the SVM works in the backbone's feature space)."""
         return self.scores(inputs.features), np.asarray(inputs.features)
 
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        """(coef (d, K), intercept (K,)): the SVMs' hyperplanes in F_g."""
+        return self.coef, self.intercept
+
     def predict(self, inputs: Inputs) -> np.ndarray:
         return self.scores(inputs.features).argmax(axis=1)
 

@@ -92,6 +92,9 @@ class SwitchScheme:
     def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         return self.schemes[self.active].score(inputs)
 
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.schemes[self.active].head()
+
     def predict(self, inputs: Inputs) -> np.ndarray:
         return self.schemes[self.active].predict(inputs)
 

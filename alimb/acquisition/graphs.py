@@ -1,0 +1,122 @@
+"""GALAXY (Zhang et al., ICML 2022): graph-based bisection per class, one query at a time.
+
+Our reading. For each class k the pool is a 1-D graph (a path), sorted by q_k = s_k - max_{j != k} s_j
+from the most to the least class-k-like (s: the scheme's scores: SVM decision values, FT probabilities).
+On that path a labeled sample is + if its label is k, - otherwise. Each query:
+1. draws a class k uniformly (as LabelBench's implementation);
+2. among the runs of unlabeled samples lying between two labeled samples of opposite sign (the cut
+   edges of the path), takes the shortest (ties: at random) and queries its midpoint (the lower middle
+   when the run has even length): S^2's bisection;
+3. if path k has no such run, queries the unlabeled sample nearest the boundary, smallest |q_k|
+   (ties: at random); LabelBench falls back to the node next to a fully labeled cut, or at random.
+The queried sample's label then counts on every path before the next query: read from the simulated
+oracle (`reveal_within_batch: true`, GALAXY's setting) or, with `false`, its predicted class.
+
+Ties in q_k are ordered by a random permutation drawn once per call.
+
+Scale: a path is never sorted whole. The cut runs of path k lie between the highest and the lowest
+labeled samples where the sign changes; only the samples in that range are kept (sorted), built the
+first time class k is drawn and rebuilt only when a new label falls outside the range with a sign that
+differs from the labels there (which would create a new cut).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from alimb.acquisition.base import Selection, row_blocks, unlabeled_candidates
+
+
+def runner_up_gaps(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(arg1, top1, top2) per row, in row blocks: q_k = s_k - (top2 if k == arg1 else top1)."""
+    n = len(scores)
+    arg1, top1, top2 = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    for b in row_blocks(n, scores.shape[1]):
+        s = np.asarray(scores[b], dtype=np.float64)
+        two = np.partition(s, -2, axis=1)[:, -2:]
+        arg1[b], top1[b], top2[b] = np.argmax(s, axis=1), two[:, 1], two[:, 0]
+    return arg1, top1, top2
+
+
+class _Paths:
+    """The per-class paths' cut regions over the pool, kept up to date as queries are labeled."""
+
+    def __init__(self, scores: np.ndarray, known: np.ndarray, tie: np.ndarray):
+        self.scores, self.known, self.tie = scores, known, tie  # known: (n,) label or -1 (updated in place)
+        self.arg1, self.top1, self.top2 = runner_up_gaps(scores)
+        self.regions: dict[int, tuple] = {}  # class -> (nodes sorted by -q, q_low, q_high, sign_above, sign_below)
+
+    def q(self, k: int, idx=slice(None)) -> np.ndarray:
+        other = np.where(self.arg1[idx] == k, self.top2[idx], self.top1[idx])
+        return np.asarray(self.scores[idx, k], dtype=np.float64) - other
+
+    def region(self, k: int):
+        if k not in self.regions:
+            q = self.q(k)
+            lab = np.flatnonzero(self.known >= 0)
+            lab = lab[np.lexsort((self.tie[lab], -q[lab]))]
+            sign = self.known[lab] == k
+            change = np.flatnonzero(sign[1:] != sign[:-1])
+            if change.size == 0:
+                self.regions[k] = None if sign.size == 0 else (None, None, None, bool(sign[0]), bool(sign[0]))
+            else:
+                q_high, q_low = q[lab[change[0]]], q[lab[change[-1] + 1]]
+                nodes = np.flatnonzero((q <= q_high) & (q >= q_low))
+                nodes = nodes[np.lexsort((self.tie[nodes], -q[nodes]))]
+                self.regions[k] = (nodes, q_low, q_high, bool(sign[0]), bool(sign[-1]))
+        return self.regions[k]
+
+    def label(self, i: int, y: int) -> None:
+        """Sample i now counts as class y: drop every cached region where that creates a cut outside it."""
+        self.known[i] = y
+        for k in list(self.regions):
+            region = self.regions[k]
+            if region is None:  # no labeled sample on the path yet
+                del self.regions[k]
+                continue
+            nodes, q_low, q_high, above, below = region
+            qi = float(self.q(k, np.array([i]))[0])
+            plus = k == y
+            if nodes is None:  # every labeled sample of one sign
+                if plus != above:
+                    del self.regions[k]
+            elif (qi >= q_high and plus != above) or (qi <= q_low and plus != below):
+                del self.regions[k]
+
+    def query(self, k: int, rng: np.random.Generator) -> int:
+        region = self.region(k)
+        if region is not None and region[0] is not None:
+            nodes = region[0]
+            labels = self.known[nodes]
+            pos = np.flatnonzero(labels >= 0)
+            sign = labels[pos] == k
+            cut = np.flatnonzero((sign[1:] != sign[:-1]) & (np.diff(pos) > 1))
+            if cut.size:
+                length = pos[cut + 1] - pos[cut] - 1
+                shortest = cut[length == length.min()]
+                c = shortest[rng.integers(shortest.size)] if shortest.size > 1 else shortest[0]
+                return int(nodes[(pos[c] + 1 + pos[c + 1] - 1) // 2])
+        free = np.flatnonzero(self.known < 0)  # no cut run: the unlabeled sample nearest the boundary
+        near = np.abs(self.q(k, free))
+        best = free[near == near.min()]
+        return int(best[rng.integers(best.size)]) if best.size > 1 else int(best[0])
+
+
+def galaxy(*, scores: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
+           rng: np.random.Generator, oracle: Callable[[np.ndarray], np.ndarray] | None = None,
+           reveal_within_batch: bool = True, **_) -> Selection:
+    """`budget` sequential GALAXY queries; see the module docstring."""
+    unlabeled_candidates(labeled_mask, budget)
+    if reveal_within_batch and oracle is None:
+        raise ValueError("galaxy with reveal_within_batch=True needs the oracle (the loop passes it)")
+    known = np.where(labeled_mask, labels, -1).astype(np.int64)
+    paths = _Paths(scores, known, rng.permutation(len(known)))
+    picks = []
+    for _ in range(budget):
+        i = paths.query(int(rng.integers(n_classes)), rng)
+        y = int(oracle(np.array([i]))[0]) if reveal_within_batch else int(paths.arg1[i])
+        paths.label(i, y)
+        picks.append(i)
+    return Selection(np.array(picks, dtype=np.int64))

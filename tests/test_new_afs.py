@@ -1,0 +1,191 @@
+"""The acquisition functions that followed the paper, each on a small hand-checked case of its defining property."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from alimb.acquisition import Oracle, Selection, class_balanced, flqmi, galaxy, probcover, tailor, typiclust
+from alimb.acquisition.balanced_mip import objective
+from alimb.acquisition.boundary import base, boundary_distances
+from alimb.acquisition.lowbudget import typicality
+
+
+# ---- BASE ----
+def test_base_takes_each_class_share_closest_to_its_boundary():
+    # 1-D, two classes, w = (1, -1), b = 0: logits (h, -h), the boundary at h = 0, distance |2h| / 2 = |h|
+    h = np.array([[-3.0], [-1.0], [0.5], [2.0], [4.0]])
+    head = (np.array([[1.0, -1.0]]), np.zeros(2))
+    sel = base(features=h, head=head, labeled_mask=np.zeros(5, bool), budget=2, rng=np.random.default_rng(0))
+    assert sel.indices.tolist() == [2, 1]  # class 0: |0.5| closest; class 1: the next closest not taken, |-1|
+    sel = base(features=h, head=head, labeled_mask=np.array([0, 0, 1, 0, 0], bool), budget=3,
+               rng=np.random.default_rng(0))
+    assert sel.indices.tolist() == [1, 3, 0]  # shares 2, 1: class 0 gets |-1| and |2|, class 1 then |-3|
+
+
+def test_base_distance_is_the_step_that_makes_the_logits_tie():
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(4, 5)), rng.normal(size=5)
+    h = rng.normal(size=(30, 4))
+    gram = w.T @ w
+    sq = np.diag(gram)
+    d = boundary_distances(h, w, b, np.sqrt(np.clip(sq[:, None] + sq[None, :] - 2 * gram, 0, None)))
+    z = h @ w + b
+    y = z.argmax(1)
+    for i, c in itertools.product(range(30), range(5)):
+        if c == y[i]:
+            assert d[i, c] == pytest.approx(np.delete(d[i], c).min())
+            continue
+        normal = w[:, y[i]] - w[:, c]
+        moved = h[i] - d[i, c] * normal / np.linalg.norm(normal)  # the shortest step toward class c
+        zm = moved @ w + b
+        assert zm[y[i]] == pytest.approx(zm[c], abs=1e-9)
+
+
+# ---- GALAXY ----
+def galaxy_case(truth):
+    s = np.arange(4, -5, -1, dtype=float)  # path 0 sorted by s0 - s1 = 2s, path 1 the reverse
+    scores = np.stack([s, -s], axis=1)
+    labels = np.array([0, -1, -1, -1, -1, -1, -1, -1, 1])
+    return dict(scores=scores, labels=labels, labeled_mask=labels >= 0, n_classes=2, oracle=Oracle(np.array(truth)))
+
+
+@pytest.mark.parametrize("truth,expected", [([0] * 5 + [1] * 4, [4, 6]), ([0] * 3 + [1] * 6, [4, 2])])
+def test_galaxy_bisects_the_shortest_run_between_opposite_labels(truth, expected):
+    # the run 1..7 between + (0) and - (8): midpoint 4; its label decides which half holds the cut next
+    sel = galaxy(**galaxy_case(truth), budget=2, rng=np.random.default_rng(0))
+    assert sel.indices.tolist() == expected
+
+
+def test_galaxy_without_a_cut_queries_nearest_the_boundary():
+    case = galaxy_case([0] * 9)
+    case["labels"] = np.array([0] + [-1] * 8)  # no label of the other sign on either path
+    case["labeled_mask"] = case["labels"] >= 0
+    sel = galaxy(**case, budget=1, rng=np.random.default_rng(0))
+    assert sel.indices.tolist() == [4]  # |q| smallest: s = 0
+
+
+def test_galaxy_without_reveal_counts_the_predicted_class():
+    sel = galaxy(**galaxy_case([1] * 9), budget=2, rng=np.random.default_rng(0), reveal_within_batch=False)
+    assert sel.indices.tolist() == [4, 6]  # 4 predicted 0 (s0 = s1 = 0: argmax takes 0), as if truth said 0
+
+
+# ---- Class-Balanced AL ----
+def test_class_balanced_finds_the_exact_optimum():
+    rng = np.random.default_rng(0)
+    scores = np.log(rng.dirichlet([0.5, 0.5, 0.5], size=10))
+    labels = np.r_[[0] * 6 + [1] * 2, [-1] * 10]
+    scores = np.r_[np.zeros((8, 3)), scores]
+    mask = labels >= 0
+    sel = class_balanced(scores=scores, labels=labels, labeled_mask=mask, n_classes=3, budget=4,
+                         rng=np.random.default_rng(0))
+    p = np.exp(scores[8:]) / np.exp(scores[8:]).sum(1, keepdims=True)
+    u = (p * np.log(p)).sum(1)
+    omega = np.maximum(0, (8 + 4) / 3 - np.array([6, 2, 0]))
+    best = min(objective(np.array(z), u, p, omega, 1.0) for z in itertools.combinations(range(10), 4))
+    assert sel.info["used"] == "milp" and sel.info["solver_status"] == "optimal"
+    assert objective(sel.indices - 8, u, p, omega, 1.0) == pytest.approx(best)
+
+
+def test_class_balanced_records_the_greedy_fallback_at_the_limit():
+    rng = np.random.default_rng(1)
+    n = 400
+    labels = np.r_[rng.integers(0, 10, 100), -np.ones(n - 100, int)]
+    sel = class_balanced(scores=rng.normal(size=(n, 10)), labels=labels, labeled_mask=labels >= 0, n_classes=10,
+                         budget=40, rng=np.random.default_rng(0), time_limit=1e-6)
+    assert sel.info["solver_status"] == "limit"
+    assert sel.info["used"] in ("greedy", "milp_incumbent") and "greedy_objective" in sel.info
+    assert np.unique(sel.indices).size == 40 and (sel.indices >= 100).all()
+
+
+# ---- SIMILAR / FLQMI ----
+def test_flqmi_is_the_plain_greedy_on_the_minority_query_set():
+    rng = np.random.default_rng(0)
+    fg = rng.normal(size=(60, 4))
+    labels = np.r_[[0] * 10 + [1] * 2, [-1] * 48]  # class 1 is the minority: its 2 samples are the query set
+    mask = labels >= 0
+    sel = flqmi(fg=fg, labels=labels, labeled_mask=mask, n_classes=2, budget=5, rng=np.random.default_rng(0))
+    unit = fg / np.linalg.norm(fg, axis=1, keepdims=True)
+    s = 0.5 * (1 + unit[10:12] @ unit.T)  # (Q, n)
+    cover, plain = np.zeros(2), []
+    for _ in range(5):
+        gain = np.maximum(s - cover[:, None], 0).sum(0) + s.max(0)
+        gain[mask] = -np.inf
+        gain[plain] = -np.inf
+        plain.append(int(np.argmax(gain)))
+        cover = np.maximum(cover, s[:, plain[-1]])
+    assert sel.indices.tolist() == plain
+
+
+# ---- TypiClust / ProbCover ----
+def test_typicality_is_the_inverse_mean_distance_to_the_nearest_neighbours():
+    t = typicality(np.array([[0.0], [1.0], [3.0]]), k_nn=1)
+    np.testing.assert_allclose(t, 1 / (np.array([1.0, 1.0, 2.0]) + 1e-5))
+
+
+def test_typiclust_takes_the_most_typical_sample_of_an_uncovered_cluster():
+    rng = np.random.default_rng(0)
+    angles = np.r_[rng.normal(0, 0.05, 30), rng.normal(2.5, 0.05, 30)]  # two tight clusters on the circle
+    fg = np.stack([np.cos(angles), np.sin(angles)], 1)
+    mask = np.zeros(60, bool)
+    mask[:3] = True  # cluster 1 already has labels
+    sel = typiclust(fg=fg, labeled_mask=mask, budget=1, rng=np.random.default_rng(0), max_clusters=2)
+    second = fg[30:]
+    d = np.sqrt(((second[:, None] - second[None]) ** 2).sum(-1))
+    typical = 1 / (np.sort(d, axis=1)[:, 1:21].mean(1) + 1e-5)  # 20 nearest neighbours, itself excluded
+    assert sel.indices.tolist() == [30 + int(np.argmax(typical))]
+
+
+def test_probcover_covers_the_most_uncovered_points_first():
+    angles = np.array([0.0, 0.05, 0.1, 2.0, 2.05, 4.0, 4.02])
+    fg = np.stack([np.cos(angles), np.sin(angles)], 1)
+    mask = np.array([0, 0, 0, 0, 0, 1, 0], bool)  # the last two are covered by the labeled sample
+    sel = probcover(fg=fg, labeled_mask=mask, n_classes=3, budget=3, rng=np.random.default_rng(0), delta=0.07)
+    assert sel.indices[0] == 1  # its ball holds 0, 1, 2
+    assert set(sel.indices[1:3].tolist()) & {3, 4}  # then a ball of 2 uncovered points
+
+
+# ---- the bandit ----
+def test_tailor_favours_the_arm_that_finds_minority_classes():
+    labels = np.r_[[0] * 50 + [1] * 2, [-1] * 120]
+    truth = np.r_[labels[:52], np.tile([0, 1], 60)]
+    mask = labels >= 0
+
+    def proposing(cls):
+        def arm(*, labeled_mask, budget, rng, **_):
+            idx = np.flatnonzero(~labeled_mask & (truth == cls))
+            return Selection(rng.permutation(idx)[:budget])
+        return arm
+
+    sel = tailor(arms={"finds_minority": proposing(1), "finds_majority": proposing(0)}, labels=labels,
+                 labeled_mask=mask, n_classes=2, budget=40, rng=np.random.default_rng(0), oracle=Oracle(truth),
+                 scores=np.zeros((172, 2)))
+    assert sel.info["arm_picks"]["finds_minority"] >= 30
+    assert sel.info["arm_rewards"]["finds_majority"] == 0
+
+
+# ---- through the loop ----
+NEW = ["badge", "base", "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "tailor"]
+
+
+@pytest.mark.parametrize("af", NEW)
+def test_each_new_af_runs_on_digits_with_cs_svm(make_cfg, tmp_path, af):
+    from alimb.loop import run_experiment
+
+    records = run_experiment(make_cfg(f"acquisition={af}", "al.iterations=3", "al.per_iteration=30"), tmp_path)
+    assert [r["n_labeled"] for r in records] == [30, 60, 90]
+    reveals = af in ("galaxy", "tailor")
+    assert [r["reveal_within_batch"] for r in records] == [False, reveals, reveals]
+    assert all((r["n_revealed_within_batch"] == 30) == (reveals and r["iteration"] > 0) for r in records)
+    if af in ("class_balanced", "tailor"):
+        assert all("acquisition_info" in r for r in records[1:])
+
+
+@pytest.mark.parametrize("af", ["base", "galaxy"])
+def test_boundary_afs_run_with_fine_tuning(make_cfg, tmp_path, af):
+    from alimb.loop import run_experiment
+
+    tiny = ("backbone.weights=null", "scheme.epochs=1", "trainer.enable_progress_bar=false")
+    records = run_experiment(make_cfg("scheme=ft_th", f"acquisition={af}", "al.iterations=2", "al.per_iteration=25",
+                                      *tiny), tmp_path)
+    assert [r["n_labeled"] for r in records] == [25, 50]
