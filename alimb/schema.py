@@ -156,6 +156,7 @@ class TypiClust(Node):
 class ProbCover(Node):
     delta: Optional[PositiveNumber] = None
     purity: Fraction
+    purity_sample: Positive
 
 
 class Tailor(Reveals):

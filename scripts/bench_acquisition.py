@@ -1,15 +1,26 @@
-"""Coreset and DMCS speed and memory, and a whole paper-size AL run, in one run.
+"""Acquisition speed and memory, each measured against a reference in the same run.
 
     .venv/bin/python scripts/bench_acquisition.py [--pool 50000] [--dim 512] [--labeled 4000] [--picks 500]
+    .venv/bin/python scripts/bench_acquisition.py --every-af        # every conf/acquisition option, paper size
+    .venv/bin/python scripts/bench_acquisition.py --imagenet        # 1.28 M x 512, 1000 classes, 10 000 picks
 
-1. coreset (k-center greedy) on pool x dim, `labeled` initial centers, `picks` picks: the greedy
-   loop's time (initial centers evaluated eagerly, so the loop is its GEMVs alone) vs the
-   memory-bandwidth bound (bytes the loop must read / read bandwidth measured here); the whole
-   call as users run it (lazy initial distances) vs a per-pick torch.cdist implementation (the
-   common one in peer libraries);
-   how much a coreset call raises the peak memory, vs the pool's own size.
+Default (k-center, what coreset and DMCS run on):
+1. coreset on pool x dim, `labeled` initial centers, `picks` picks: the call as users run it (lazy picks)
+   vs the plain algorithm (every pick one GEMV over all candidates; its loop vs the memory-bandwidth
+   bound: bytes it must read / read bandwidth measured here) vs a per-pick torch.cdist implementation
+   (the common one in peer libraries); how much a coreset call raises the peak memory, vs the pool's size.
 2. DMCS-rand for one iteration of that pool with 100 classes vs plain coreset.
 3. A paper-size run: synthetic 17168 x 512, 100 classes at ir 0.74, cs_svm + dmcs_rand, 16 x 500.
+
+--every-af: each option of conf/acquisition, built from its config as `alimb acquisition=NAME` builds it,
+on the paper's size (17 169 x 512, 100 classes, 4 000 labeled, CS-SVM scores and head, 500 picks); time
+as a ratio to coreset's in the same run.
+
+--imagenet: a synthetic pool of 1.28 M x 512 with 1 000 classes, 10 000 labeled, scores and head of a
+nearest-class-mean linear classifier of the labeled part; one selection of 10 000 by random, margin,
+coreset, dmcs_rand, badge, base and galaxy: time and peak memory growth vs the features' size; k-center's
+10 000 picks vs reading every candidate at every pick (the plain loop's per-pick time, measured on
+`--plain-picks` picks, times 10 000).
 """
 
 from __future__ import annotations
@@ -17,11 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from alimb.acquisition import coreset, margin, minority_sampling, random
+from alimb.acquisition.kcenter import kcenter_greedy
 from alimb.acquisition.minority import diverse
 from alimb.devices import describe_machine
 
@@ -102,6 +115,91 @@ def paper_size_run() -> dict:
     }
 
 
+def build_af(name: str):
+    """The AF as `alimb acquisition=NAME` builds it (device pinned to the benchmark's)."""
+    from hydra import compose, initialize_config_dir
+
+    from alimb.config import build
+    from alimb.run import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"acquisition={name}"])
+    return build(cfg.acquisition)
+
+
+def every_af(device: torch.device) -> dict:
+    """Every conf/acquisition option on the paper's size; time vs coreset's."""
+    from alimb.acquisition import Oracle
+    from alimb.run import CONFIG_DIR
+    from alimb.schemes.svm import LinearSVMScheme
+
+    n, d, c, labeled, picks = 17_169, 512, 100, 4000, 500
+    x, y = pool_data(n, d, c)
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(0).choice(n, labeled, replace=False)] = True
+    svm = LinearSVMScheme(class_weight="balanced")
+    svm.fit_arrays(x[mask], y[mask], c)
+    inputs = dict(scores=svm.scores(x), features=x, fg=x, head=svm.head(), labels=np.where(mask, y, -1),
+                  labeled_mask=mask, n_classes=c, budget=picks)
+    names = sorted(p.stem for p in (Path(CONFIG_DIR) / "acquisition").glob("*.yaml"))
+    times = {}
+    for name in ["coreset", *[m for m in names if m != "coreset"]]:
+        af = build_af(name)
+        sel, seconds = timed(af, **inputs, rng=np.random.default_rng(0), oracle=Oracle(y))
+        times[name] = {"seconds": seconds, **({"info": sel.info} if sel.info else {})}
+    for name in times:
+        times[name]["ratio_to_coreset"] = times[name]["seconds"] / times["coreset"]["seconds"]
+    return {"pool": [n, d], "classes": c, "labeled": labeled, "picks": picks, "afs": times}
+
+
+def nearest_mean_head(x: np.ndarray, y: np.ndarray, mask: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """A linear classifier from the labeled part: class means as weights, -||mean||²/2 as biases."""
+    sums = np.zeros((c, x.shape[1]), dtype=np.float64)
+    np.add.at(sums, y[mask], x[mask])
+    means = (sums / np.maximum(np.bincount(y[mask], minlength=c), 1)[:, None]).astype(np.float32)
+    return means.T.copy(), -0.5 * (means * means).sum(axis=1)
+
+
+def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 1_281_167, labeled: int = 10_000,
+             picks: int = 10_000) -> dict:
+    from alimb.acquisition import Oracle
+
+    d, c = 512, 1000
+    x, y = pool_data(n, d, c)
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(0).choice(n, labeled, replace=False)] = True
+    head = nearest_mean_head(x, y, mask, c)
+    scores = np.empty((n, c), dtype=np.float32)
+    for s in range(0, n, 65536):
+        scores[s:s + 65536] = x[s:s + 65536] @ head[0] + head[1]
+    inputs = dict(scores=scores, features=x, fg=x, head=head, labels=np.where(mask, y, -1), labeled_mask=mask,
+                  n_classes=c, budget=picks)
+    report: dict = {"pool": [n, d], "classes": c, "labeled": labeled, "picks": picks,
+                    "features_bytes": x.nbytes, "scores_bytes": scores.nbytes, "afs": {}}
+    for name in names:
+        af = build_af(name)
+        box = {}
+
+        def call():
+            box["sel"], box["seconds"] = timed(af, **inputs, rng=np.random.default_rng(0), oracle=Oracle(y))
+
+        grew = peak_memory_growth(call)
+        report["afs"][name] = {"seconds": box["seconds"], "peak_rss_growth_bytes": grew,
+                               "growth_over_features": grew / x.nbytes}
+        print(name, json.dumps(report["afs"][name]), flush=True)
+    # k-center: the plain loop's per-pick time (every candidate read at every pick), on a few picks
+    cand, centers = np.flatnonzero(~mask), np.flatnonzero(mask)
+    _, t_setup = timed(kcenter_greedy, x, cand, centers[:1], 1, np.random.default_rng(0), device, lazy=False)
+    _, t_run = timed(kcenter_greedy, x, cand, centers[:1], 1 + plain_picks, np.random.default_rng(0), device,
+                     lazy=False)
+    per_pick = (t_run - t_setup) / plain_picks
+    report["kcenter_full_read"] = {"seconds_per_pick": per_pick, "seconds_for_all_picks": per_pick * picks,
+                                   "measured_picks": plain_picks}
+    if "coreset" in report["afs"]:
+        report["kcenter_full_read"]["coreset_over_full_read"] = report["afs"]["coreset"]["seconds"] / (per_pick * picks)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=int, default=50_000)
@@ -110,51 +208,62 @@ def main() -> None:
     parser.add_argument("--picks", type=int, default=500)
     parser.add_argument("--cdist-picks", type=int, default=500, help="picks timed for the cdist implementation")
     parser.add_argument("--skip-run", action="store_true", help="skip the paper-size AL run")
+    parser.add_argument("--every-af", action="store_true", help="every conf/acquisition option at the paper's size")
+    parser.add_argument("--imagenet", action="store_true", help="the ImageNet-size selections")
+    parser.add_argument("--afs", default="random,margin,coreset,dmcs_rand,badge,base,galaxy",
+                        help="--imagenet: the AFs to run")
+    parser.add_argument("--plain-picks", type=int, default=20, help="--imagenet: picks timed for the plain loop")
+    parser.add_argument("--imagenet-size", type=int, nargs=3, default=[1_281_167, 10_000, 10_000],
+                        metavar=("POOL", "LABELED", "PICKS"), help="--imagenet: a smaller pool for a quick try")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    report: dict = {"machine": describe_machine(), "device": str(device)}
+    if args.every_af:
+        report["every_af"] = every_af(device)
+        print(json.dumps(report, indent=2, default=str))
+        return
+    if args.imagenet:
+        report["imagenet"] = imagenet(device, args.plain_picks, args.afs.split(","), *args.imagenet_size)
+        print(json.dumps(report, indent=2, default=str))
+        return
     n, d = args.pool, args.dim
     x, y = pool_data(n, d, 100)
     mask = np.zeros(n, dtype=bool)
     mask[np.random.default_rng(0).choice(n, args.labeled, replace=False)] = True
     m = n - args.labeled
-    report: dict = {"machine": describe_machine(), "device": str(device), "torch_threads": torch.get_num_threads(), "pool": [n, d], "labeled": args.labeled}
+    report.update(pool=[n, d], labeled=args.labeled)
+    cand, centers = np.flatnonzero(~mask), np.flatnonzero(mask)
 
-    # 1. coreset. The pick loop alone (one GEMV + minimum per pick) is timed with every initial
-    #    center evaluated up front (no lazy evaluation): a 500-pick call minus a 1-pick call.
-    import alimb.acquisition.kcenter as kc
-
+    # 1. coreset as users run it (lazy), and the plain algorithm; the plain pick loop alone is a
+    #    `picks`-pick call minus a 1-pick call
     kw = dict(features=x, labeled_mask=mask, device=str(device))
     coreset(**kw, rng=np.random.default_rng(0), budget=1)  # warm-up
-    lazy_subset = kc.LAZY_SUBSET
-    kc.LAZY_SUBSET = args.labeled  # eager: the loop does nothing but its GEMVs
-    _, t_one_eager = timed(coreset, **kw, rng=np.random.default_rng(0), budget=1)
-    _, t_all_eager = timed(coreset, **kw, rng=np.random.default_rng(0), budget=args.picks)
-    kc.LAZY_SUBSET = lazy_subset
-    loop_seconds = (t_all_eager - t_one_eager) * args.picks / (args.picks - 1)
+    plain = dict(lazy=False)
+    _, t_one_plain = timed(kcenter_greedy, x, cand, centers, 1, np.random.default_rng(0), device, **plain)
+    plain_picks, t_all_plain = timed(kcenter_greedy, x, cand, centers, args.picks, np.random.default_rng(0), device,
+                                     **plain)
+    loop_seconds = (t_all_plain - t_one_plain) * args.picks / (args.picks - 1)
     loop_bytes = args.picks * m * (d + 2) * 4  # every pick reads the (d, m) candidates, their norms, the minima
     bandwidth = read_bandwidth(m * d * 4, device)
     bound = loop_bytes / bandwidth
-    # the default (lazy) coreset as users run it
-    _, t_one = timed(coreset, **kw, rng=np.random.default_rng(0), budget=1)
     sel, t_all = timed(coreset, **kw, rng=np.random.default_rng(0), budget=args.picks)
+    lazy_picks = kcenter_greedy(x, cand, centers, args.picks, np.random.default_rng(0), device)
     report["coreset"] = {
-        "seconds_total": t_all, "seconds_setup_and_first_pick": t_one, "seconds_picks_incl_lazy_evaluations": t_all - t_one,
-        "eager_seconds_total": t_all_eager, "eager_seconds_setup": t_one_eager,
+        "seconds_total": t_all, "plain_seconds_total": t_all_plain, "plain_seconds_setup": t_one_plain,
+        "lazy_speedup_over_plain": t_all_plain / t_all, "same_picks_as_plain": bool(np.array_equal(lazy_picks, plain_picks)),
         "seconds_loop": loop_seconds, "loop_gb_read": loop_bytes / 1e9, "read_bandwidth_gb_s": bandwidth / 1e9,
         "seconds_bandwidth_bound": bound, "loop_vs_bound": loop_seconds / bound,
-        "picks_incl_lazy_vs_bound": (t_all - t_one) / bound,
+        "lazy_total_vs_plain_loop_bound": t_all / bound,
     }
 
     # the per-pick cdist implementation, on the same problem
     feats = torch.from_numpy(x)
-    cand, centers = np.flatnonzero(~mask), np.flatnonzero(mask)
     k = min(args.cdist_picks, args.picks)
     _, t_cdist = timed(cdist_kcenter, feats, cand, centers, k)
-    t_cdist_full = t_cdist if k == args.picks else None
     report["cdist"] = {"seconds": t_cdist, "picks": k}
-    if t_cdist_full is not None:
+    if k == args.picks:
         report["cdist"]["coreset_speedup"] = t_cdist / t_all
-        report["cdist"]["eager_coreset_speedup"] = t_cdist / t_all_eager
+        report["cdist"]["plain_coreset_speedup"] = t_cdist / t_all_plain
 
     # peak memory
     if device.type == "cpu":

@@ -57,6 +57,8 @@ def cds_bal(
     centroids = sums / torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32, device=dev)[:, None]  # (C, d)
     x_dot_c = x @ centroids.T  # (m, C)
     c_norm = (centroids * centroids).sum(dim=1)  # (C,)
+    distance = (x_norm[:, None] - 2 * x_dot_c + c_norm).clamp_min_(0).sqrt_()  # (m, C), a column per pick after
+    inf = torch.tensor(float("inf"), device=dev)
     free = torch.ones(candidates.size, dtype=torch.bool, device=dev)
     balancing, at_random = [], []
     for q in range(budget):
@@ -64,8 +66,7 @@ def cds_bal(
         gap = counts[majority].mean() - counts[~majority].mean() if majority.any() else 0.0
         if majority.any() and budget - q <= (~majority).sum() * gap:
             rarest = int(np.argmin(counts))
-            distance = (x_norm[:, None] - 2 * x_dot_c + c_norm).clamp_min_(0).sqrt_()  # (m, C)
-            nearest_majority = distance[:, torch.as_tensor(np.flatnonzero(majority), device=dev)].min(dim=1).values
+            nearest_majority = torch.where(torch.as_tensor(majority, device=dev), distance, inf).min(dim=1).values
             near_rarest = distance[:, rarest] if counts[rarest] > 0 else torch.ones_like(nearest_majority)
             ratio = torch.nan_to_num(near_rarest / nearest_majority, nan=float("inf"))
             j = int(torch.argmin(torch.where(free, ratio, torch.full_like(ratio, float("inf")))))
@@ -81,4 +82,5 @@ def cds_bal(
         centroids[y] = sums[y] / counts[y]
         x_dot_c[:, y] = x @ centroids[y]
         c_norm[y] = centroids[y] @ centroids[y]
+        distance[:, y] = (x_norm - 2 * x_dot_c[:, y] + c_norm[y]).clamp_min_(0).sqrt_()
     return Selection(candidates[np.array(balancing + at_random, dtype=np.int64)], n_quota=len(balancing))

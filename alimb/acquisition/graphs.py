@@ -71,19 +71,32 @@ class _Paths:
     def label(self, i: int, y: int) -> None:
         """Sample i now counts as class y: drop every cached region where that creates a cut outside it."""
         self.known[i] = y
-        for k in list(self.regions):
+        if not self.regions:
+            return
+        cached = np.fromiter(self.regions, dtype=np.int64, count=len(self.regions))
+        q_row = self.q_row(i)[cached]
+        plus = cached == y
+        drop = []
+        for k, qi, pos in zip(cached.tolist(), q_row.tolist(), plus.tolist()):
             region = self.regions[k]
             if region is None:  # no labeled sample on the path yet
-                del self.regions[k]
+                drop.append(k)
                 continue
             nodes, q_low, q_high, above, below = region
-            qi = float(self.q(k, np.array([i]))[0])
-            plus = k == y
             if nodes is None:  # every labeled sample of one sign
-                if plus != above:
-                    del self.regions[k]
-            elif (qi >= q_high and plus != above) or (qi <= q_low and plus != below):
-                del self.regions[k]
+                if pos != above:
+                    drop.append(k)
+            elif (qi >= q_high and pos != above) or (qi <= q_low and pos != below):
+                drop.append(k)
+        for k in drop:
+            del self.regions[k]
+
+    def q_row(self, i: int) -> np.ndarray:
+        """q_k of sample i for every class k: (K,)."""
+        row = np.asarray(self.scores[i], dtype=np.float64)
+        other = np.full(row.shape, self.top1[i])
+        other[self.arg1[i]] = self.top2[i]
+        return row - other
 
     def query(self, k: int, rng: np.random.Generator) -> int:
         region = self.region(k)

@@ -1,8 +1,8 @@
 """The low-budget AFs: TypiClust (Hacohen et al., ICML 2022) and ProbCover (Yehuda et al., NeurIPS 2022), in F_g.
 
 TypiClust, our reading (the authors' code in avihu111/TypiClust): F_g rows scaled to unit norm; k-means of
-the whole pool into min(n_labeled + b, max_clusters=500) clusters (one k-means per call, seeded from the
-generator); then, b times: among clusters of more than min_cluster_size=5 samples, the one with the fewest
+the whole pool into min(n_labeled + b, max_clusters=500) clusters (Lloyd's, alimb.acquisition.clustering,
+seeded from the generator; the authors use scikit-learn's KMeans / MiniBatchKMeans); then, b times: among clusters of more than min_cluster_size=5 samples, the one with the fewest
 labeled (and already picked) samples, ties to the largest; in it, the unlabeled sample of highest
 typicality 1 / (mean distance to its min(20, size - 1) nearest neighbours within the cluster + 1e-5).
 Remaining ties: the lowest cluster id, then a random order of the samples.
@@ -13,7 +13,9 @@ removed; b times: the unlabeled sample whose ball covers the most uncovered poin
 whose covered points are then removed. Once everything is covered the rest of the batch is random.
 delta (`delta: null`) follows the paper's purity rule: k-means with one cluster per class, and the
 largest delta for which at least `purity` (0.95) of the balls hold a single cluster; i.e. the
-(1 - purity) quantile of each point's distance to the nearest point of another cluster.
+(1 - purity) quantile of each point's distance to the nearest point of another cluster, estimated on a
+random sample of `purity_sample` (2 000) points, each compared with the whole pool (the exact quantile
+needs every pair).
 
 Scale: distances in blocks of rows; the graph is stored sparse (its edges only).
 """
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import KMeans, MiniBatchKMeans
+import torch
 
 from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.acquisition.clustering import kmeans
 
 BLOCK_ELEMENTS = 1 << 22
 
@@ -34,15 +37,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def kmeans(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Cluster ids (n,): KMeans up to 50 clusters, MiniBatchKMeans beyond (as the TypiClust authors)."""
-    seed = int(rng.integers(2**31 - 1))
-    model = KMeans(k, n_init=1, random_state=seed) if k <= 50 else MiniBatchKMeans(k, n_init=1, random_state=seed, batch_size=4096)
-    return model.fit_predict(x)
-
-
 def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.clip((a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :], 0.0, None)
+    """(len(a), len(b)) squared distances, float32, through torch's GEMM."""
+    at, bt = torch.as_tensor(a), torch.as_tensor(b)
+    d = torch.addmm((at * at).sum(1)[:, None], at, bt.T, alpha=-2.0).add_((bt * bt).sum(1)[None, :])
+    return d.clamp_min_(0.0).numpy()
 
 
 def typicality(x: np.ndarray, k_nn: int = 20) -> np.ndarray:
@@ -90,33 +89,38 @@ def typiclust(*, fg: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.
     return Selection(np.array(picks, dtype=np.int64))
 
 
-def purity_delta(x: np.ndarray, clusters: np.ndarray, purity: float) -> float:
-    """The (1 - purity) quantile of each row's distance to the nearest row of another cluster."""
-    nearest_other = np.empty(len(x))
+def purity_delta(x: np.ndarray, clusters: np.ndarray, purity: float, rows: np.ndarray) -> float:
+    """The (1 - purity) quantile, over `rows`, of a row's distance to the nearest row of another cluster."""
+    nearest_other = np.empty(rows.size)
     step = max(1, BLOCK_ELEMENTS // len(x))
-    for start in range(0, len(x), step):
-        d = _sq_distances(x[start:start + step], x)
-        d[clusters[start:start + step][:, None] == clusters[None, :]] = np.inf
+    for start in range(0, rows.size, step):
+        block = rows[start:start + step]
+        d = _sq_distances(x[block], x)
+        d[clusters[block][:, None] == clusters[None, :]] = np.inf
         nearest_other[start:start + step] = np.sqrt(d.min(axis=1))
     return float(np.quantile(nearest_other, 1.0 - purity))
 
 
 def ball_graph(x: np.ndarray, rows: np.ndarray, delta: float) -> sp.csr_matrix:
     """(len(rows), n) sparse: row r has the points within delta of x[rows[r]]."""
-    parts = []
+    r_idx, c_idx = [], []
     step = max(1, BLOCK_ELEMENTS // len(x))
     for start in range(0, rows.size, step):
-        parts.append(sp.csr_matrix(_sq_distances(x[rows[start:start + step]], x) <= delta * delta))
-    return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, len(x)), dtype=bool)
+        r, c = np.nonzero(_sq_distances(x[rows[start:start + step]], x) <= delta * delta)
+        r_idx.append(r + start)
+        c_idx.append(c)
+    r, c = (np.concatenate(v) if v else np.empty(0, dtype=np.int64) for v in (r_idx, c_idx))
+    return sp.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(rows.size, len(x)))
 
 
 def probcover(*, fg: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int, rng: np.random.Generator,
-              delta: float | None = None, purity: float = 0.95, **_) -> Selection:
+              delta: float | None = None, purity: float = 0.95, purity_sample: int = 2000, **_) -> Selection:
     """ProbCover's batch (see the module docstring)."""
     candidates = unlabeled_candidates(labeled_mask, budget)
     x = _unit(fg)
     if delta is None:
-        delta = purity_delta(x, kmeans(x, n_classes, rng), purity)
+        rows = rng.choice(len(x), min(len(x), purity_sample), replace=False)
+        delta = purity_delta(x, kmeans(x, n_classes, rng), purity, rows)
     covered = np.zeros(len(x), dtype=bool)
     labeled = np.flatnonzero(labeled_mask)
     if labeled.size:
