@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.acquisition.kcenter import squared_norms
 from alimb.devices import resolve_device
 
 
@@ -49,7 +50,7 @@ def cds_bal(
     dev = resolve_device(device)
     feats = torch.as_tensor(np.asarray(fg), dtype=torch.float32)
     x = feats[torch.as_tensor(candidates)].to(dev)  # (m, d)
-    x_norm = (x * x).sum(dim=1)  # (m,)
+    x_norm = squared_norms(x)  # (m,)
     counts = np.bincount(labels[labeled_mask], minlength=n_classes).astype(np.int64)  # (C,)
     sums = torch.zeros(n_classes, x.shape[1], device=dev)
     idx = np.flatnonzero(labeled_mask)

@@ -15,8 +15,10 @@ D² sampling without reading the pool at every pick (exact in distribution): eve
 upper bound u on its squared distance to the nearest center (its distance to the nearest of the centers
 it has been compared with). A draw proposes a candidate with probability u / sum(u), compares it with the
 centers it has not seen (u becomes exact) and accepts it with probability (exact / old u): rejection
-sampling, whose accepted draws follow the D² distribution exactly. Candidates that are never proposed are
-never compared with the later centers. The picks follow the plain algorithm's distribution, not its
+sampling, whose accepted draws follow the D² distribution exactly. Draws are made DRAWS at a time from the
+bounds as they stand (their envelope), brought up to date together (one GEMM against the chosen centers,
+kept contiguous), then accepted or rejected in turn, each first compared with any center chosen since.
+Candidates that are never proposed are never compared with the later centers. The picks follow the plain algorithm's distribution, not its
 stream of random numbers.
 """
 
@@ -59,14 +61,30 @@ class _Embeddings:
     def h(self, idx) -> np.ndarray:
         return np.asarray(self.features[self.candidates[idx]], dtype=np.float32)
 
-    def distances(self, idx, centers: np.ndarray) -> np.ndarray:
-        """Squared distances (len(idx), len(centers)) between candidates idx and candidates `centers`."""
-        p, pc = self.p[idx], self.p[centers]
-        y, yc = self.y[idx], self.y[centers]
+
+class _Centers:
+    """The chosen centers' factors, contiguous in the order chosen (no gather of all centers per draw)."""
+
+    def __init__(self, emb: _Embeddings, capacity: int):
+        self.emb = emb
+        self.p = np.empty((capacity, emb.p.shape[1]), dtype=np.float32)
+        self.h = np.empty((capacity, np.shape(emb.features)[1]), dtype=np.float32)
+        self.y = np.empty(capacity, dtype=np.int64)
+        self.g_sq = np.empty(capacity)
+        self.size = 0
+
+    def add(self, j: int) -> None:
+        e, i = self.emb, self.size
+        self.p[i], self.h[i], self.y[i], self.g_sq[i] = e.p[j], e.h(np.array([j]))[0], e.y[j], e.g_sq[j]
+        self.size += 1
+
+    def distances(self, idx: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Squared distances (len(idx), hi - lo) between candidates idx and centers lo..hi."""
+        e = self.emb
+        p, pc, y, yc = e.p[idx], self.p[lo:hi], e.y[idx], self.y[lo:hi]
         a_dot = (y[:, None] == yc[None, :]) - p[:, yc] - pc[:, y].T + p @ pc.T
-        h_dot = self.h(idx) @ self.h(centers).T
-        d = self.g_sq[idx][:, None] + self.g_sq[centers][None, :] - 2.0 * a_dot * h_dot
-        return np.clip(d, 0.0, None)
+        h_dot = e.h(idx) @ self.h[lo:hi].T
+        return np.clip(e.g_sq[idx][:, None] + self.g_sq[lo:hi][None, :] - 2.0 * a_dot * h_dot, 0.0, None)
 
 
 def badge(*, scores: np.ndarray, features: np.ndarray, labeled_mask: np.ndarray, budget: int,
@@ -75,47 +93,83 @@ def badge(*, scores: np.ndarray, features: np.ndarray, labeled_mask: np.ndarray,
     candidates = unlabeled_candidates(labeled_mask, budget)
     emb = _Embeddings(scores, features, candidates)
     m = candidates.size
-    chosen = [int(top_k(emb.g_sq, np.arange(m), 1, rng)[0])]
-    bound = np.empty(m)  # u: squared distance to the nearest center seen; exact after the first pass
+    centers = _Centers(emb, budget)
+    chosen: list[int] = []
+    bound = np.full(m, np.inf)  # u: squared distance to the nearest center seen
+    seen = np.zeros(m, dtype=np.int64)  # centers (in `chosen` order) each bound accounts for
+    done = np.iinfo(np.int64).max
+
+    def choose(j: int) -> None:
+        chosen.append(j)
+        centers.add(j)
+        bound[j], seen[j] = 0.0, done
+
+    choose(int(top_k(emb.g_sq, np.arange(m), 1, rng)[0]))
     for b in row_blocks(m, emb.p.shape[1] + np.shape(features)[1]):
-        bound[b] = emb.distances(np.arange(b.start, b.stop), np.array(chosen))[:, 0]
-    seen = np.ones(m, dtype=np.int64)  # centers (in `chosen` order) each bound accounts for
-    bound[chosen] = 0.0
-    blocks = np.add.reduceat(bound, np.arange(0, m, WEIGHT_BLOCK))
+        idx = np.arange(b.start, b.stop)
+        bound[b] = np.where(seen[b] == done, 0.0, centers.distances(idx, 0, 1)[:, 0])
+        seen[b] = np.where(seen[b] == done, done, 1)
+    weights = _Weights(bound)
     while len(chosen) < budget:
-        total = blocks.sum()
-        if total <= 0:  # every remaining distance is zero
-            rest = np.setdiff1d(np.arange(m), chosen)
-            chosen.append(int(rng.choice(rest)))
-            j = chosen[-1]
-        else:
-            j = _propose(bound, blocks, total, rng)
-            old = bound[j]
-            if old <= 0:  # the block sums drifted from the weights: recompute them
-                blocks = np.add.reduceat(bound, np.arange(0, m, WEIGHT_BLOCK))
+        if weights.total() <= 0:  # every remaining distance is zero
+            choose(int(rng.choice(np.setdiff1d(np.arange(m), chosen))))
+            weights.set(chosen[-1], 0.0)
+            continue
+        proposals = weights.draw(DRAWS, rng)  # from the bounds as they are now: the envelope of these draws
+        envelope = bound[proposals].copy()
+        _bring_up_to_date(np.unique(proposals), bound, seen, centers, weights)
+        for j, u in zip(proposals.tolist(), envelope.tolist()):
+            if len(chosen) == budget:
+                break
+            if seen[j] == done or u <= 0:
                 continue
-            if seen[j] < len(chosen):  # compare with the centers it has not seen
-                bound[j] = min(old, float(emb.distances(np.array([j]), np.array(chosen[seen[j]:]))[0].min()))
-                seen[j] = len(chosen)
-                blocks[j // WEIGHT_BLOCK] += bound[j] - old
-            if rng.random() * old >= bound[j]:  # rejected: accept with probability exact / bound
-                continue
-            chosen.append(j)
-        blocks[j // WEIGHT_BLOCK] -= bound[j]
-        bound[j] = 0.0
-        seen[j] = np.iinfo(np.int64).max
+            _bring_up_to_date(np.array([j]), bound, seen, centers, weights)  # centers chosen since the batch
+            if rng.random() * u < bound[j]:  # accept with probability exact / envelope
+                choose(j)
+                weights.set(j, 0.0)
     return Selection(candidates[np.array(chosen, dtype=np.int64)])
 
 
-def _propose(bound: np.ndarray, blocks: np.ndarray, total: float, rng: np.random.Generator) -> int:
-    """A candidate drawn with probability bound / total, through the block sums."""
-    r = rng.random() * total
-    cum = np.cumsum(blocks)
-    b = min(int(np.searchsorted(cum, r, side="right")), len(blocks) - 1)
-    r -= cum[b] - blocks[b]
-    start = b * WEIGHT_BLOCK
-    within = np.cumsum(bound[start:start + WEIGHT_BLOCK])
-    j = min(int(np.searchsorted(within, r, side="right")), len(within) - 1)
-    while bound[start + j] <= 0 and j > 0:  # rounding landed on a zero weight: the last positive before it
-        j -= 1
-    return start + j
+DRAWS = 64  # proposals drawn together (one GEMM brings them up to date)
+
+
+def _bring_up_to_date(idx: np.ndarray, bound: np.ndarray, seen: np.ndarray, centers: _Centers, weights) -> None:
+    """Compare candidates idx with the centers they have not seen; their bounds become exact."""
+    idx = idx[seen[idx] < centers.size]
+    if idx.size == 0:
+        return
+    lo = int(seen[idx].min())
+    nearest = centers.distances(idx, lo, centers.size)  # (len(idx), size - lo); columns before seen[i] are harmless
+    bound[idx] = np.minimum(bound[idx], nearest.min(axis=1))
+    seen[idx] = centers.size
+    for i in idx.tolist():
+        weights.set(i, bound[i])
+
+
+class _Weights:
+    """Sampling in proportion to nonnegative weights that change one at a time: block sums over the weights."""
+
+    def __init__(self, w: np.ndarray):
+        self.w = w  # shared with the caller, who changes entries only through set()
+        self.sums = np.add.reduceat(w, np.arange(0, w.size, WEIGHT_BLOCK))
+
+    def total(self) -> float:
+        return float(self.sums.sum())
+
+    def set(self, i: int, value: float) -> None:
+        b = i // WEIGHT_BLOCK
+        self.w[i] = value
+        self.sums[b] = self.w[b * WEIGHT_BLOCK:(b + 1) * WEIGHT_BLOCK].sum()  # exact: no drift
+
+    def draw(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        cum = np.cumsum(self.sums)
+        r = rng.random(k) * cum[-1]
+        blocks = np.minimum(np.searchsorted(cum, r, side="right"), len(cum) - 1)
+        out = np.empty(k, dtype=np.int64)
+        for t, (b, rest) in enumerate(zip(blocks.tolist(), (r - (cum[blocks] - self.sums[blocks])).tolist())):
+            within = np.cumsum(self.w[b * WEIGHT_BLOCK:(b + 1) * WEIGHT_BLOCK])
+            j = min(int(np.searchsorted(within, rest, side="right")), len(within) - 1)
+            while self.w[b * WEIGHT_BLOCK + j] <= 0 and j > 0:  # rounding landed on a zero weight
+                j -= 1
+            out[t] = b * WEIGHT_BLOCK + j
+        return out

@@ -57,7 +57,7 @@ def kcenter_greedy(
     if not lazy:
         return _plain(feats, x, candidates, centers, k, rng)
     store = _Centers(feats, centers, x, capacity=centers.size + k)
-    norms = (x * x).sum(dim=1)  # (m,)
+    norms = squared_norms(x)  # (m,)
     upfront = min(max(1, LAZY_SUBSET), centers.size)
     nearest = torch.full_like(norms, float("inf"))  # upper bounds on the squared distance to the nearest center
     store.lower(nearest, x, norms, slice(None), 0, upfront)
@@ -73,6 +73,15 @@ def kcenter_greedy(
         nearest[j] = -1.0  # a center is never picked again
         seen[j] = np.iinfo(np.int64).max
     return picks
+
+
+def squared_norms(x: torch.Tensor) -> torch.Tensor:
+    """||row||² of x (m, d), in blocks: no (m, d) temporary."""
+    out = torch.empty(len(x), dtype=x.dtype, device=x.device)
+    step = max(1, CHUNK_ELEMENTS // max(1, x.shape[1]))
+    for s in range(0, len(x), step):
+        out[s:s + step] = (x[s:s + step] * x[s:s + step]).sum(dim=1)
+    return out
 
 
 class _Centers:
