@@ -6,14 +6,14 @@ minority rule, Eq. 3), A the batch, s(x, y) = (1 + cos(x, y)) / 2 in F_g (a simi
 
     I(A; Q) = sum_{i in Q} max_{j in A} s_ij  +  eta * sum_{j in A} max_{i in Q} s_ij
 
-is maximised greedily (monotone submodular: gains only fall as the batch grows, so lazy greedy, re-evaluating
-only the largest stale gains, in batches, gives the plain greedy's batch): each step adds
+is maximised greedily: each step adds
 the unlabeled sample of largest gain sum_i max(0, s_ij - cover_i) + eta * max_i s_ij, cover_i being
 max_{j in A} s_ij so far. eta = 1 (DISTIL's default). Ties: a random order of the candidates.
 With no minority class (the labeled set is balanced) the batch is random.
 
-Scale: similarities are computed in blocks of Q x candidates for the first gains, then only for the
-re-evaluated candidates: no |U| x |U| (nor Q x U) matrix is held.
+Scale: the gains are kept exact incrementally: a pick raises the cover of some queries only, and only
+those queries' similarities to the candidates are recomputed (in blocks) to lower the gains; no
+|U| x |U| (nor Q x U) matrix is held.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from alimb.acquisition.base import Selection, unlabeled_candidates
 from alimb.acquisition.minority import minority_quotas
 
 BLOCK_ELEMENTS = 1 << 22
-LAZY_BATCH = 64  # stale gains re-evaluated together
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -45,24 +44,25 @@ def flqmi(*, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_cla
     q = torch.as_tensor(_unit(np.asarray(fg)[query]))  # (|Q|, d)
     x = torch.as_tensor(_unit(np.asarray(fg)[candidates]))  # (m, d)
     cover = torch.zeros(len(q))
-    bound = torch.empty(candidates.size, dtype=torch.float64)  # upper bounds on the gains (exact at `fresh`)
+    gain = torch.empty(candidates.size, dtype=torch.float64)  # exact gains, kept up to date
     step = max(1, BLOCK_ELEMENTS // len(q))
     for start in range(0, candidates.size, step):
         s = 0.5 * (1.0 + x[start:start + step] @ q.T)  # (b, |Q|)
-        bound[start:start + step] = (s.sum(dim=1) + eta * s.max(dim=1).values).double()
-    fresh = torch.zeros(candidates.size, dtype=torch.bool)
+        gain[start:start + step] = (s.sum(dim=1) + eta * s.max(dim=1).values).double()
     picks = []
     while len(picks) < budget:
-        j = int(torch.argmax(bound))  # ties: the first in the random order
-        if fresh[j]:  # its exact gain beats every other bound: the plain greedy's pick
-            picks.append(j)
-            np.maximum(cover.numpy(), (0.5 * (1.0 + q @ x[j])).numpy(), out=cover.numpy())
-            bound[j] = -float("inf")
-            fresh[:] = False
+        j = int(torch.argmax(gain))  # ties: the first in the random order
+        picks.append(j)
+        gain[j] = -float("inf")
+        s_new = 0.5 * (1.0 + q @ x[j])  # (|Q|,)
+        changed = torch.nonzero(s_new > cover).flatten()  # the queries whose cover rises
+        if changed.numel() == 0:
             continue
-        stale = torch.where(fresh, torch.full_like(bound, -float("inf")), bound)
-        idx = torch.topk(stale, min(LAZY_BATCH, int((~fresh).sum()) - len(picks)), sorted=False).indices
-        s = 0.5 * (1.0 + x[idx] @ q.T)  # (b, |Q|)
-        bound[idx] = ((s - cover).clamp_min_(0.0).sum(dim=1) + eta * s.max(dim=1).values).double()
-        fresh[idx] = True
+        qc, old, new = q[changed], cover[changed], s_new[changed]
+        step = max(1, BLOCK_ELEMENTS // changed.numel())
+        for start in range(0, candidates.size, step):  # gains lose what the new cover now provides
+            s = 0.5 * (1.0 + x[start:start + step] @ qc.T)  # (b, |Q'|)
+            lost = (s - old).clamp_min_(0.0).sum(dim=1) - (s - new).clamp_min_(0.0).sum(dim=1)
+            gain[start:start + step] -= lost.double()
+        cover[changed] = new
     return Selection(candidates[np.array(picks, dtype=np.int64)], info={"query_size": int(query.size)})
