@@ -37,11 +37,11 @@ def greedy(u: np.ndarray, p: np.ndarray, omega: np.ndarray, lam: float, budget: 
     """Positions of `budget` samples added one at a time, each raising the objective least."""
     counts = np.zeros_like(omega)
     free = np.ones(len(u), dtype=bool)
+    positions = np.arange(len(u))
     chosen = []
     for _ in range(budget):
-        idx = np.flatnonzero(free)
-        rise = u[idx] + lam * (np.abs(counts + p[idx] - omega).sum(axis=1) - np.abs(counts - omega).sum())
-        j = int(top_k(-rise, idx, 1, rng)[0])
+        rise = u + lam * (np.abs(p + (counts - omega)).sum(axis=1) - np.abs(counts - omega).sum())
+        j = int(top_k(-rise[free], positions[free], 1, rng)[0])
         chosen.append(j)
         free[j] = False
         counts += p[j]
