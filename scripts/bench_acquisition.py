@@ -127,7 +127,7 @@ def build_af(name: str):
     return build(cfg.acquisition)
 
 
-def every_af(device: torch.device) -> dict:
+def every_af(device: torch.device, only: list[str] | None = None) -> dict:
     """Every conf/acquisition option on the paper's size; time vs coreset's."""
     from alimb.acquisition import Oracle
     from alimb.run import CONFIG_DIR
@@ -141,7 +141,7 @@ def every_af(device: torch.device) -> dict:
     svm.fit_arrays(x[mask], y[mask], c)
     inputs = dict(scores=svm.scores(x), features=x, fg=x, head=svm.head(), labels=np.where(mask, y, -1),
                   labeled_mask=mask, n_classes=c, budget=picks)
-    names = sorted(p.stem for p in (Path(CONFIG_DIR) / "acquisition").glob("*.yaml"))
+    names = only or sorted(p.stem for p in (Path(CONFIG_DIR) / "acquisition").glob("*.yaml"))
     times = {}
     for name in ["coreset", *[m for m in names if m != "coreset"]]:
         af = build_af(name)
@@ -206,6 +206,9 @@ def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 
     return report
 
 
+DEFAULT_AFS = "random,margin,coreset,dmcs_rand,badge,base,galaxy"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=int, default=50_000)
@@ -216,8 +219,7 @@ def main() -> None:
     parser.add_argument("--skip-run", action="store_true", help="skip the paper-size AL run")
     parser.add_argument("--every-af", action="store_true", help="every conf/acquisition option at the paper's size")
     parser.add_argument("--imagenet", action="store_true", help="the ImageNet-size selections")
-    parser.add_argument("--afs", default="random,margin,coreset,dmcs_rand,badge,base,galaxy",
-                        help="--imagenet: the AFs to run")
+    parser.add_argument("--afs", default=DEFAULT_AFS, help="the AFs to run (--imagenet; --every-af: all by default)")
     parser.add_argument("--plain-picks", type=int, default=50, help="--imagenet: picks timed for the plain loop")
     parser.add_argument("--imagenet-size", type=int, nargs=3, default=[1_281_167, 10_000, 10_000],
                         metavar=("POOL", "LABELED", "PICKS"), help="--imagenet: a smaller pool for a quick try")
@@ -225,7 +227,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     report: dict = {"machine": describe_machine(), "device": str(device)}
     if args.every_af:
-        report["every_af"] = every_af(device)
+        report["every_af"] = every_af(device, args.afs.split(",") if args.afs != DEFAULT_AFS else None)
         print(json.dumps(report, indent=2, default=str))
         return
     if args.imagenet:

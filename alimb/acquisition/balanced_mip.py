@@ -22,6 +22,8 @@ entropy; tau as above. The paper's U may use other uncertainty scores; entropy i
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -66,10 +68,11 @@ def class_balanced(*, scores: np.ndarray, labels: np.ndarray, labeled_mask: np.n
         LinearConstraint(sp.hstack([pt, -eye]), -np.inf, omega),  # P^T z - t <= Omega
         LinearConstraint(sp.hstack([pt, eye]), omega, np.inf),  # P^T z + t >= Omega
     ]
+    t0 = time.perf_counter()
     result = milp(cost, integrality=np.r_[np.ones(m), np.zeros(c)], bounds=Bounds(0, np.r_[np.ones(m), np.full(c, np.inf)]),
                   constraints=constraints, options={"node_limit": node_limit, "time_limit": time_limit})
     status = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded"}.get(result.status, "error")
-    info = {"solver_status": status, "solver_message": str(result.message)}
+    info = {"solver_status": status, "solver_message": str(result.message), "solver_seconds": time.perf_counter() - t0}
     solved = None
     if result.x is not None:
         z = result.x[:m] > 0.5
@@ -79,7 +82,9 @@ def class_balanced(*, scores: np.ndarray, labels: np.ndarray, labeled_mask: np.n
     if status == "optimal" and solved is not None:
         chosen, info["used"] = solved, "milp"
     else:
+        t0 = time.perf_counter()
         fallback = greedy(u, p, omega, lam, budget, rng)
+        info["greedy_seconds"] = time.perf_counter() - t0
         info["greedy_objective"] = objective(fallback, u, p, omega, lam)
         better = solved is not None and info["milp_objective"] <= info["greedy_objective"]
         chosen, info["used"] = (solved, "milp_incumbent") if better else (fallback, "greedy")

@@ -56,32 +56,57 @@ def cds_bal(
     idx = np.flatnonzero(labeled_mask)
     sums.index_add_(0, torch.as_tensor(labels[idx], device=dev), feats[torch.as_tensor(idx)].to(dev))
     centroids = sums / torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32, device=dev)[:, None]  # (C, d)
-    x_dot_c = x @ centroids.T  # (m, C)
-    c_norm = (centroids * centroids).sum(dim=1)  # (C,)
-    distance = (x_norm[:, None] - 2 * x_dot_c + c_norm).clamp_min_(0).sqrt_()  # (m, C), a column per pick after
+    distance = torch.empty(candidates.size, n_classes, device=dev)  # (m, C) to the centroids, columns made
+    dirty = set(range(n_classes))  # current (one GEMM) before each balancing pick
+    nearest_majority, majority_key = None, None
     inf = torch.tensor(float("inf"), device=dev)
     free = torch.ones(candidates.size, dtype=torch.bool, device=dev)
+    pool = _FreeList(candidates.size)
     balancing, at_random = [], []
     for q in range(budget):
         majority = counts > counts.mean()
         gap = counts[majority].mean() - counts[~majority].mean() if majority.any() else 0.0
         if majority.any() and budget - q <= (~majority).sum() * gap:
+            if dirty:
+                cols = torch.as_tensor(sorted(dirty), device=dev)
+                c = centroids[cols]
+                distance[:, cols] = torch.addmm(x_norm[:, None], x, c.T, alpha=-2.0).add_((c * c).sum(1)).clamp_min_(0).sqrt_()
+                if majority[sorted(dirty)].any():
+                    nearest_majority = None
+                dirty.clear()
+            if nearest_majority is None or majority.tobytes() != majority_key:
+                nearest_majority = torch.where(torch.as_tensor(majority, device=dev), distance, inf).min(dim=1).values
+                majority_key = majority.tobytes()
             rarest = int(np.argmin(counts))
-            nearest_majority = torch.where(torch.as_tensor(majority, device=dev), distance, inf).min(dim=1).values
             near_rarest = distance[:, rarest] if counts[rarest] > 0 else torch.ones_like(nearest_majority)
             ratio = torch.nan_to_num(near_rarest / nearest_majority, nan=float("inf"))
-            j = int(torch.argmin(torch.where(free, ratio, torch.full_like(ratio, float("inf")))))
+            j = int(torch.argmin(torch.where(free, ratio, inf)))
             balancing.append(j)
         else:
-            j = int(rng.choice(torch.nonzero(free).flatten().cpu().numpy()))
+            j = pool.draw(rng)
             at_random.append(j)
         free[j] = False
+        pool.remove(j)
         picked = candidates[j]
         y = int(oracle(np.array([picked]))[0]) if reveal_within_batch else int(np.argmax(scores[picked]))
         counts[y] += 1  # the pick's label counts before the next pick, and moves its class centroid
         sums[y] += x[j]
         centroids[y] = sums[y] / counts[y]
-        x_dot_c[:, y] = x @ centroids[y]
-        c_norm[y] = centroids[y] @ centroids[y]
-        distance[:, y] = (x_norm - 2 * x_dot_c[:, y] + c_norm[y]).clamp_min_(0).sqrt_()
+        dirty.add(y)
     return Selection(candidates[np.array(balancing + at_random, dtype=np.int64)], n_quota=len(balancing))
+
+
+class _FreeList:
+    """Positions not yet picked: a uniform draw and a removal in O(1)."""
+
+    def __init__(self, m: int):
+        self.items, self.where, self.size = np.arange(m), np.arange(m), m
+
+    def draw(self, rng: np.random.Generator) -> int:
+        return int(self.items[rng.integers(self.size)])
+
+    def remove(self, j: int) -> None:
+        i, last = self.where[j], self.items[self.size - 1]
+        self.items[i], self.where[last] = last, i
+        self.items[self.size - 1], self.where[j] = j, self.size - 1
+        self.size -= 1
