@@ -84,6 +84,12 @@ def per_row(fn: Callable[[np.ndarray], np.ndarray], scores: np.ndarray, rows: np
     return np.concatenate(parts) if parts else fn(scores[rows])
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm (float32; zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def as_probabilities(scores: np.ndarray) -> np.ndarray:
     """Scores as class probabilities: rows already on the simplex pass through, others get a softmax."""
     scores = np.asarray(scores, dtype=np.float64)

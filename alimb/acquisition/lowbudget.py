@@ -26,15 +26,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.acquisition.base import Selection, unit_rows, unlabeled_candidates
 from alimb.acquisition.clustering import kmeans
 
 BLOCK_ELEMENTS = 1 << 22
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -62,7 +57,7 @@ def typiclust(*, fg: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.
               max_clusters: int = 500, min_cluster_size: int = 5, k_nn: int = 20, **_) -> Selection:
     """TypiClust's batch (see the module docstring)."""
     unlabeled_candidates(labeled_mask, budget)
-    x = _unit(fg)
+    x = unit_rows(fg)
     clusters = kmeans(x, min(int(labeled_mask.sum()) + budget, max_clusters, len(x)), rng)
     sizes = np.bincount(clusters)
     taken = np.bincount(clusters[labeled_mask], minlength=sizes.size)
@@ -117,7 +112,7 @@ def probcover(*, fg: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budge
               delta: float | None = None, purity: float = 0.95, purity_sample: int = 2000, **_) -> Selection:
     """ProbCover's batch (see the module docstring)."""
     candidates = unlabeled_candidates(labeled_mask, budget)
-    x = _unit(fg)
+    x = unit_rows(fg)
     if delta is None:
         rows = rng.choice(len(x), min(len(x), purity_sample), replace=False)
         delta = purity_delta(x, kmeans(x, n_classes, rng), purity, rows)

@@ -21,15 +21,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.acquisition.base import Selection, unit_rows, unlabeled_candidates
 from alimb.acquisition.minority import minority_quotas
 
 BLOCK_ELEMENTS = 1 << 22
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def flqmi(*, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
@@ -41,8 +36,8 @@ def flqmi(*, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_cla
     query = np.flatnonzero(labeled_mask & np.isin(labels, minority))
     if query.size == 0:
         return Selection(candidates[:budget], info={"query_size": 0})
-    q = torch.as_tensor(_unit(np.asarray(fg)[query]))  # (|Q|, d)
-    x = torch.as_tensor(_unit(np.asarray(fg)[candidates]))  # (m, d)
+    q = torch.as_tensor(unit_rows(np.asarray(fg)[query]))  # (|Q|, d)
+    x = torch.as_tensor(unit_rows(np.asarray(fg)[candidates]))  # (m, d)
     cover = torch.zeros(len(q))
     gain = torch.empty(candidates.size, dtype=torch.float64)  # exact gains, kept up to date
     step = max(1, BLOCK_ELEMENTS // len(q))
