@@ -51,13 +51,14 @@ def cds_bal(
     feats = torch.as_tensor(np.asarray(fg), dtype=torch.float32)
     x = feats[torch.as_tensor(candidates)].to(dev)  # (m, d)
     x_norm = squared_norms(x)  # (m,)
+    x = x.T.contiguous()  # (d, m) feature-major: a pick's distance column is one GEMV at full read speed
     counts = np.bincount(labels[labeled_mask], minlength=n_classes).astype(np.int64)  # (C,)
-    sums = torch.zeros(n_classes, x.shape[1], device=dev)
+    sums = torch.zeros(n_classes, x.shape[0], device=dev)
     idx = np.flatnonzero(labeled_mask)
     sums.index_add_(0, torch.as_tensor(labels[idx], device=dev), feats[torch.as_tensor(idx)].to(dev))
     centroids = sums / torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32, device=dev)[:, None]  # (C, d)
-    distance = torch.empty(candidates.size, n_classes, device=dev)  # (m, C) to the centroids, columns made
-    dirty = set(range(n_classes))  # current (one GEMM) before each balancing pick
+    distance = torch.empty(candidates.size, n_classes, device=dev)  # (m, C) to the centroids; the columns a
+    dirty = set(range(n_classes))  # balancing pick reads (rarest, majority) are made current first
     nearest_majority, majority_key = None, None
     inf = torch.tensor(float("inf"), device=dev)
     free = torch.ones(candidates.size, dtype=torch.bool, device=dev)
@@ -67,17 +68,18 @@ def cds_bal(
         majority = counts > counts.mean()
         gap = counts[majority].mean() - counts[~majority].mean() if majority.any() else 0.0
         if majority.any() and budget - q <= (~majority).sum() * gap:
-            if dirty:
-                cols = torch.as_tensor(sorted(dirty), device=dev)
-                c = centroids[cols]
-                distance[:, cols] = torch.addmm(x_norm[:, None], x, c.T, alpha=-2.0).add_((c * c).sum(1)).clamp_min_(0).sqrt_()
-                if majority[sorted(dirty)].any():
+            rarest = int(np.argmin(counts))
+            needed = sorted(c for c in dirty if majority[c] or c == rarest)  # the only columns read below
+            if needed:
+                c = centroids[torch.as_tensor(needed, device=dev)]
+                d2 = torch.addmm(x_norm[None, :], c, x, alpha=-2.0).add_((c * c).sum(1)[:, None])  # (k, m)
+                distance[:, needed] = d2.clamp_min_(0).sqrt_().T
+                if majority[needed].any():
                     nearest_majority = None
-                dirty.clear()
+                dirty.difference_update(needed)
             if nearest_majority is None or majority.tobytes() != majority_key:
                 nearest_majority = torch.where(torch.as_tensor(majority, device=dev), distance, inf).min(dim=1).values
                 majority_key = majority.tobytes()
-            rarest = int(np.argmin(counts))
             near_rarest = distance[:, rarest] if counts[rarest] > 0 else torch.ones_like(nearest_majority)
             ratio = torch.nan_to_num(near_rarest / nearest_majority, nan=float("inf"))
             j = int(torch.argmin(torch.where(free, ratio, inf)))
@@ -90,7 +92,7 @@ def cds_bal(
         picked = candidates[j]
         y = int(oracle(np.array([picked]))[0]) if reveal_within_batch else int(np.argmax(scores[picked]))
         counts[y] += 1  # the pick's label counts before the next pick, and moves its class centroid
-        sums[y] += x[j]
+        sums[y] += x[:, j]
         centroids[y] = sums[y] / counts[y]
         dirty.add(y)
     return Selection(candidates[np.array(balancing + at_random, dtype=np.int64)], n_quota=len(balancing))
