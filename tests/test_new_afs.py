@@ -99,7 +99,14 @@ def test_class_balanced_records_the_greedy_fallback_at_the_limit():
 
 
 # ---- SIMILAR / FLQMI ----
-def test_flqmi_is_the_plain_greedy_on_the_minority_query_set():
+@pytest.mark.parametrize("held", [True, False])
+def test_flqmi_is_the_plain_greedy_on_the_minority_query_set(monkeypatch, held):
+    """With the query x candidate similarities held and recomputed in blocks alike."""
+    import alimb.acquisition.submodular as sm
+
+    if not held:
+        monkeypatch.setattr(sm, "HOLD_ELEMENTS", 0)
+        monkeypatch.setattr(sm, "BLOCK_ELEMENTS", 20)  # several blocks
     rng = np.random.default_rng(0)
     fg = rng.normal(size=(60, 4))
     labels = np.r_[[0] * 10 + [1] * 2, [-1] * 48]  # class 1 is the minority: its 2 samples are the query set

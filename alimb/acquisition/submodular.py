@@ -12,8 +12,9 @@ max_{j in A} s_ij so far. eta = 1 (DISTIL's default). Ties: a random order of th
 With no minority class (the labeled set is balanced) the batch is random.
 
 Scale: the gains are kept exact incrementally: a pick raises the cover of some queries only, and only
-those queries' similarities to the candidates are recomputed (in blocks) to lower the gains; no
-|U| x |U| (nor Q x U) matrix is held.
+those queries' similarities to the candidates lower the gains. The Q x candidates similarities are held
+up to HOLD_ELEMENTS (256 MiB of float32; the paper's size needs 84 MB) and recomputed in blocks beyond;
+no |U| x |U| matrix is ever formed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from alimb.acquisition.base import Selection, unit_rows, unlabeled_candidates
 from alimb.acquisition.minority import minority_quotas
 
 BLOCK_ELEMENTS = 1 << 22
+HOLD_ELEMENTS = 1 << 26  # Q x candidates similarities held up to 256 MiB of float32, recomputed beyond
 
 
 def flqmi(*, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
@@ -40,24 +42,33 @@ def flqmi(*, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_cla
     x = torch.as_tensor(unit_rows(np.asarray(fg)[candidates]))  # (m, d)
     cover = torch.zeros(len(q))
     gain = torch.empty(candidates.size, dtype=torch.float64)  # exact gains, kept up to date
+    keep = len(q) * candidates.size <= HOLD_ELEMENTS  # hold the Q x candidates similarities when they fit
+    sim = torch.empty(len(q), candidates.size) if keep else None
     step = max(1, BLOCK_ELEMENTS // len(q))
     for start in range(0, candidates.size, step):
         s = 0.5 * (1.0 + x[start:start + step] @ q.T)  # (b, |Q|)
         gain[start:start + step] = (s.sum(dim=1) + eta * s.max(dim=1).values).double()
+        if keep:
+            sim[:, start:start + step] = s.T
     picks = []
     while len(picks) < budget:
         j = int(torch.argmax(gain))  # ties: the first in the random order
         picks.append(j)
         gain[j] = -float("inf")
-        s_new = 0.5 * (1.0 + q @ x[j])  # (|Q|,)
+        s_new = sim[:, j] if keep else 0.5 * (1.0 + q @ x[j])  # (|Q|,)
         changed = torch.nonzero(s_new > cover).flatten()  # the queries whose cover rises
         if changed.numel() == 0:
             continue
-        qc, old, new = q[changed], cover[changed], s_new[changed]
-        step = max(1, BLOCK_ELEMENTS // changed.numel())
-        for start in range(0, candidates.size, step):  # gains lose what the new cover now provides
-            s = 0.5 * (1.0 + x[start:start + step] @ qc.T)  # (b, |Q'|)
-            lost = (s - old).clamp_min_(0.0).sum(dim=1) - (s - new).clamp_min_(0.0).sum(dim=1)
-            gain[start:start + step] -= lost.double()
+        old, new = cover[changed], s_new[changed]
+        if keep:  # gains lose what the new cover now provides
+            s = sim[changed]  # (|Q'|, m)
+            gain -= ((s - old[:, None]).clamp_min_(0.0).sum(dim=0) - (s - new[:, None]).clamp_min_(0.0).sum(dim=0)).double()
+        else:
+            qc = q[changed]
+            step = max(1, BLOCK_ELEMENTS // changed.numel())
+            for start in range(0, candidates.size, step):
+                s = 0.5 * (1.0 + x[start:start + step] @ qc.T)  # (b, |Q'|)
+                lost = (s - old).clamp_min_(0.0).sum(dim=1) - (s - new).clamp_min_(0.0).sum(dim=1)
+                gain[start:start + step] -= lost.double()
         cover[changed] = new
     return Selection(candidates[np.array(picks, dtype=np.int64)], info={"query_size": int(query.size)})
