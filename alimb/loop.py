@@ -156,6 +156,9 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
                 head = scheme.head()
             t3 = time.perf_counter()
             counts = pool.class_counts()
+            info = {k: v for k, v in selection.info.items() if not k.endswith("_seconds")}
+            select_timings = {f"select_{k.removesuffix('_seconds')}": v for k, v in selection.info.items()
+                              if k.endswith("_seconds")}  # timings go with the others: resumed records compare equal
             record = {
                 "iteration": k,
                 "n_labeled": int(labeled.size),
@@ -167,11 +170,11 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
                 "quota_requested": selection.quota_requested,
                 "n_revealed_within_batch": int(np.unique(oracle.revealed).size),
                 "reveal_within_batch": bool(k > 0 and cfg.acquisition.get("reveal_within_batch", False)),
-                **({"acquisition_info": selection.info} if selection.info else {}),
+                **({"acquisition_info": info} if info else {}),
                 "scheme": cfg.scheme.name,
                 "scheme_used": cfg.scheme.name,
                 **fitted,  # what the scheme reports (the switch: the scheme used, cross-validation scores)
-                "seconds": {"select": t1 - t0, "train": t2 - t1, "score": t3 - t2},
+                "seconds": {"select": t1 - t0, "train": t2 - t1, "score": t3 - t2, **select_timings},
             }
             records.append(record)
             state.save(run_dir, pool.labeled_round, records, scheme.state_dict())

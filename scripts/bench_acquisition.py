@@ -258,7 +258,8 @@ def main() -> None:
     lazy_picks = kcenter_greedy(x, cand, centers, args.picks, np.random.default_rng(0), device)
     report["coreset"] = {
         "seconds_total": t_all, "plain_seconds_total": t_all_plain, "plain_seconds_setup": t_one_plain,
-        "lazy_speedup_over_plain": t_all_plain / t_all, "same_picks_as_plain": bool(np.array_equal(lazy_picks, plain_picks)),
+        "lazy_speedup_over_plain": t_all_plain / t_all,
+        "same_picks_as_plain": bool(np.array_equal(lazy_picks, plain_picks)),
         "seconds_loop": loop_seconds, "loop_gb_read": loop_bytes / 1e9, "read_bandwidth_gb_s": bandwidth / 1e9,
         "seconds_bandwidth_bound": bound, "loop_vs_bound": loop_seconds / bound,
         "lazy_total_vs_plain_loop_bound": t_all / bound,

@@ -41,15 +41,17 @@ def test_a_directory_with_another_config_is_refused_unless_overwrite(make_cfg, t
     assert len(read_records(tmp_path)) == len(records)
 
 
-def test_resume_from_a_saved_state_matches_an_uninterrupted_run(make_cfg, tmp_path):
-    """Interrupt by hand after 3 iterations (state file of iteration 2 and partial records kept)."""
-    full = run_experiment(make_cfg(*SMALL), tmp_path / "full")
-    run_experiment(make_cfg(*SMALL, "al.iterations=3"), tmp_path / "cut")  # same seeds for iterations 0-2
+@pytest.mark.parametrize("af", [(), ("acquisition=base",), ("acquisition=class_balanced",), ("acquisition=tailor",)])
+def test_resume_from_a_saved_state_matches_an_uninterrupted_run(make_cfg, tmp_path, af):
+    """Interrupt by hand after 3 iterations (state file of iteration 2 and partial records kept); with the AFs
+    that read the scheme's head, record solver information and timings, or reveal within a batch too."""
+    full = run_experiment(make_cfg(*SMALL, *af), tmp_path / "full")
+    run_experiment(make_cfg(*SMALL, *af, "al.iterations=3"), tmp_path / "cut")  # same seeds for iterations 0-2
     state = json.loads((tmp_path / "cut" / "config.json").read_text())
     state["al"]["iterations"] = 6  # make the directory hold the 6-iteration config, as if killed after iteration 2
     (tmp_path / "cut" / "config.json").write_text(json.dumps(state))
     (tmp_path / "cut" / "summary.json").unlink()
-    resumed = run_experiment(make_cfg(*SMALL), tmp_path / "cut")
+    resumed = run_experiment(make_cfg(*SMALL, *af), tmp_path / "cut")
     assert without_timings(resumed) == without_timings(full)
     np.testing.assert_array_equal(
         np.load(tmp_path / "cut" / "labeled_round.npy"), np.load(tmp_path / "full" / "labeled_round.npy")

@@ -32,7 +32,8 @@ from alimb.acquisition.minority import certain, diverse, minority_quotas, minori
 from alimb.acquisition.uncertainty import entropy, least_confidence, margin, random
 
 __all__ = [
-    "Oracle", "Selection", "badge", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy", "cds_bal",
+    "Oracle", "Selection", "badge", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy",
+    "cds_bal",
     "minority_sampling", "minority_quotas", "certain", "uncertain", "diverse",
     "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "tailor",
 ]

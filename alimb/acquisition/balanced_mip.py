@@ -35,7 +35,8 @@ def objective(z: np.ndarray, u: np.ndarray, p: np.ndarray, omega: np.ndarray, la
     return float(u[z].sum() + lam * np.abs(p[z].sum(axis=0) - omega).sum())
 
 
-def greedy(u: np.ndarray, p: np.ndarray, omega: np.ndarray, lam: float, budget: int, rng: np.random.Generator) -> np.ndarray:
+def greedy(u: np.ndarray, p: np.ndarray, omega: np.ndarray, lam: float, budget: int,
+           rng: np.random.Generator) -> np.ndarray:
     """Positions of `budget` samples added one at a time, each raising the objective least."""
     counts = np.zeros_like(omega)
     free = np.ones(len(u), dtype=bool)
@@ -69,7 +70,8 @@ def class_balanced(*, scores: np.ndarray, labels: np.ndarray, labeled_mask: np.n
         LinearConstraint(sp.hstack([pt, eye]), omega, np.inf),  # P^T z + t >= Omega
     ]
     t0 = time.perf_counter()
-    result = milp(cost, integrality=np.r_[np.ones(m), np.zeros(c)], bounds=Bounds(0, np.r_[np.ones(m), np.full(c, np.inf)]),
+    bounds = Bounds(0, np.r_[np.ones(m), np.full(c, np.inf)])
+    result = milp(cost, integrality=np.r_[np.ones(m), np.zeros(c)], bounds=bounds,
                   constraints=constraints, options={"node_limit": node_limit, "time_limit": time_limit})
     status = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded"}.get(result.status, "error")
     info = {"solver_status": status, "solver_message": str(result.message), "solver_seconds": time.perf_counter() - t0}

@@ -34,9 +34,9 @@ def tailor(*, arms: dict[str, Callable[..., Selection]], labels: np.ndarray, lab
         raise ValueError("tailor needs at least one arm")
     names = list(arms)
     children = rng.spawn(len(names))
-    proposals = [np.asarray(arms[name](scores=scores, labels=labels, labeled_mask=labeled_mask, n_classes=n_classes,
-                                       budget=budget, rng=child, oracle=None, reveal_within_batch=False, **inputs).indices)
-                 for name, child in zip(names, children)]
+    common = dict(scores=scores, labels=labels, labeled_mask=labeled_mask, n_classes=n_classes, budget=budget,
+                  oracle=None, reveal_within_batch=False, **inputs)
+    proposals = [np.asarray(arms[name](**common, rng=child).indices) for name, child in zip(names, children)]
     cursor = np.zeros(len(names), dtype=np.int64)
     wins, losses = np.zeros(len(names)), np.zeros(len(names))
     counts = np.bincount(labels[labeled_mask], minlength=n_classes).astype(np.int64)

@@ -17,7 +17,7 @@ class Selection:
     indices: np.ndarray  # (budget,) int64, absolute into the pool
     n_quota: int = 0
     quota_requested: int = 0  # sum of the minority quotas m_c (Eq. 3) before the budget capped them
-    info: dict = field(default_factory=dict)  # what the AF reports for the records (solver status, arms chosen, ...)
+    info: dict = field(default_factory=dict)  # for the records (solver status, arms chosen); *_seconds: timings
 
     @property
     def n_auxiliary(self) -> int:

@@ -13,9 +13,10 @@ floor(b / K) picks, one more for the first b mod K classes, taken in class order
 samples not taken by an earlier class (as the authors' `BASESampler`). Two classes with identical weight
 vectors have no boundary (distance +inf), as the authors' NaN -> inf.
 
-Where we had to choose: ties at equal distance go by a random order of the candidates (the generator;
-the authors' sort leaves them to the sort), except exactly at the cut of a per-class list (below). The logits are computed from the head even where the scheme's
-scores are post-processed (FT-th's thresholding), as the method is defined on the classifier's geometry.
+Where we had to choose: ties at equal distance go by a random order of the candidates (the generator; the
+authors' sort leaves them to the sort), except exactly at the cut of a per-class list (below). The logits are
+computed from the head even where the scheme's scores are post-processed (FT-th's thresholding), as the method
+is defined on the classifier's geometry.
 
 Scale: the (n, K) distances are never held whole: row blocks keep, per class, the min(budget, n)
 closest candidates, which is all that the class-ordered, de-duplicated assignment can reach.

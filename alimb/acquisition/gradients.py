@@ -11,16 +11,15 @@ a_i·a_j = [y_i = y_j] - p_i[y_j] - p_j[y_i] + p_i·p_j, so memory is the probab
 O(n) vectors. Ties for the first pick are broken by the generator; if every remaining distance is zero
 (identical embeddings), the next pick is uniform among the rest.
 
-D² sampling without reading the pool at every pick (exact in distribution): every candidate keeps an
-upper bound u on its squared distance to the nearest center (its distance to the nearest of the centers
-it has been compared with). A draw proposes a candidate with probability u / sum(u), compares it with the
-centers it has not seen (u becomes exact) and accepts it with probability (exact / old u): rejection
-sampling, whose accepted draws follow the D² distribution exactly. Draws are made DRAWS at a time from the
-bounds as they stand (their envelope), brought up to date together (one GEMM against the chosen centers,
-kept contiguous), then accepted or rejected in turn, each first compared with any center chosen since.
-Candidates that are never proposed are never compared with the later centers. The picks follow the plain algorithm's distribution, not its
-stream of random numbers.
-"""
+D² sampling without reading the pool at every pick (exact in distribution): every candidate keeps an upper
+bound u on its squared distance to the nearest center (its distance to the nearest of the centers it has been
+compared with). A draw proposes a candidate with probability u / sum(u), compares it with the centers it has
+not seen (u becomes exact) and accepts it with probability (exact / old u): rejection sampling, whose accepted
+draws follow the D² distribution exactly. Draws are made DRAWS at a time from the bounds as they stand (their
+envelope), brought up to date together (one GEMM against the chosen centers, kept contiguous), then accepted
+or rejected in turn, each first compared with any center chosen since. Candidates that are never proposed are
+never compared with the later centers. The picks follow the plain algorithm's distribution, not its stream of
+random numbers."""
 
 from __future__ import annotations
 

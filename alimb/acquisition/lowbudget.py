@@ -1,11 +1,12 @@
 """The low-budget AFs: TypiClust (Hacohen et al., ICML 2022) and ProbCover (Yehuda et al., NeurIPS 2022), in F_g.
 
-TypiClust, our reading (the authors' code in avihu111/TypiClust): F_g rows scaled to unit norm; k-means of
-the whole pool into min(n_labeled + b, max_clusters=500) clusters (Lloyd's, alimb.acquisition.clustering,
-seeded from the generator; the authors use scikit-learn's KMeans / MiniBatchKMeans); then, b times: among clusters of more than min_cluster_size=5 samples, the one with the fewest
-labeled (and already picked) samples, ties to the largest; in it, the unlabeled sample of highest
-typicality 1 / (mean distance to its min(20, size - 1) nearest neighbours within the cluster + 1e-5).
-Remaining ties: the lowest cluster id, then a random order of the samples.
+TypiClust, our reading (the authors' code in avihu111/TypiClust): F_g rows scaled to unit norm; k-means of the
+whole pool into min(n_labeled + b, max_clusters=500) clusters (Lloyd's, alimb.acquisition.clustering, seeded
+from the generator; the authors use scikit-learn's KMeans / MiniBatchKMeans); then, b times: among clusters of
+more than min_cluster_size=5 samples, the one with the fewest labeled (and already picked) samples, ties to
+the largest; in it, the unlabeled sample of highest typicality 1 / (mean distance to its min(20, size - 1)
+nearest neighbours within the cluster + 1e-5). Remaining ties: the lowest cluster id, then a random order of
+the samples.
 
 ProbCover, our reading (the authors' code in the same repository): F_g rows scaled to unit norm; the
 delta-ball graph (x -> y when ||x - y|| <= delta); the points covered by a labeled sample's ball are

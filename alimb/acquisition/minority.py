@@ -88,7 +88,7 @@ def minority_sampling(
     unlabeled = unlabeled_candidates(labeled_mask, budget)
     n_classes = scores.shape[1]
     quotas = minority_quotas(np.bincount(labels[labeled_mask], minlength=n_classes))
-    predicted = per_row(lambda s: np.argmax(s, axis=1), scores, unlabeled)  # Eq. 4: D^U(c) = unlabeled samples predicted as c
+    predicted = per_row(lambda s: np.argmax(s, axis=1), scores, unlabeled)  # Eq. 4: D^U(c), predicted as c
     take = allocate(quotas, np.bincount(predicted, minlength=n_classes), budget)
     picked: list[np.ndarray] = []
     for c in np.flatnonzero(take):

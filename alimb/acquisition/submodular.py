@@ -62,7 +62,8 @@ def flqmi(*, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_cla
         old, new = cover[changed], s_new[changed]
         if keep:  # gains lose what the new cover now provides
             s = sim[changed]  # (|Q'|, m)
-            gain -= ((s - old[:, None]).clamp_min_(0.0).sum(dim=0) - (s - new[:, None]).clamp_min_(0.0).sum(dim=0)).double()
+            lost = (s - old[:, None]).clamp_min_(0.0).sum(dim=0) - (s - new[:, None]).clamp_min_(0.0).sum(dim=0)
+            gain -= lost.double()
         else:
             qc = q[changed]
             step = max(1, BLOCK_ELEMENTS // changed.numel())
