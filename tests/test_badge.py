@@ -3,20 +3,25 @@
 import numpy as np
 
 from alimb.acquisition import badge
-from alimb.acquisition.gradients import gradient_factors
+from alimb.acquisition.gradients import _Centers, _Embeddings
 
 
 def test_factorised_distances_equal_those_of_the_materialised_gradient_embeddings():
+    """The distances BADGE computes (from p, y_hat and h, g never built) equal those between the explicit
+    g = (onehot(y_hat) - p) ⊗ h."""
     rng = np.random.default_rng(0)
     scores, features = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
-    a, h = gradient_factors(scores, features)
-    g = np.einsum("nk,nd->nkd", a, h).reshape(6, -1)  # (onehot - p) ⊗ h, built only here
-    explicit = ((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)
-    a_sq, h_sq = (a * a).sum(1), (h * h).sum(1)
-    factorised = (a_sq * h_sq)[:, None] + (a_sq * h_sq)[None, :] - 2 * (a @ a.T) * (h @ h.T)
-    np.testing.assert_allclose(factorised, explicit, atol=1e-12)
     p = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
-    np.testing.assert_allclose(a[np.arange(6), p.argmax(1)], 1 - p.max(1))  # onehot(y_hat) - p
+    a = -p
+    a[np.arange(6), p.argmax(1)] += 1.0  # onehot(y_hat) - p
+    g = np.einsum("nk,nd->nkd", a, features).reshape(6, -1)  # built only here
+    explicit = ((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+    emb = _Embeddings(scores, features, np.arange(6))
+    centers = _Centers(emb, 6)
+    for j in range(6):
+        centers.add(j)
+    np.testing.assert_allclose(centers.distances(np.arange(6), 0, 6), explicit, atol=1e-5)
+    np.testing.assert_allclose(emb.g_sq, (g * g).sum(1), rtol=1e-5)
 
 
 def test_first_pick_is_the_largest_gradient_and_a_duplicate_of_a_center_is_never_drawn():

@@ -30,14 +30,6 @@ from alimb.acquisition.base import Selection, as_probabilities, row_blocks, top_
 WEIGHT_BLOCK = 1024  # candidates per block of the proposal weights (block sums make a draw O(n / block + block))
 
 
-def gradient_factors(scores: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(a = onehot(argmax p) - p: (n, K), h: (n, d)), the two factors of the gradient embeddings g = a ⊗ h."""
-    p = as_probabilities(scores)
-    a = -p
-    a[np.arange(len(p)), np.argmax(p, axis=1)] += 1.0
-    return a, np.asarray(features, dtype=np.float64)
-
-
 class _Embeddings:
     """The candidates' gradient embeddings in factorised form: p (float32), y_hat, ||a||², h, ||h||²."""
 
