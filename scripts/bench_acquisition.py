@@ -116,7 +116,7 @@ def paper_size_run() -> dict:
 
 
 def build_af(name: str):
-    """The AF as `alimb acquisition=NAME` builds it (device pinned to the benchmark's)."""
+    """The AF as `alimb acquisition=NAME` builds it (its `device: auto` finds CUDA where there is one)."""
     from hydra import compose, initialize_config_dir
 
     from alimb.config import build
@@ -127,7 +127,7 @@ def build_af(name: str):
     return build(cfg.acquisition)
 
 
-def every_af(device: torch.device, only: list[str] | None = None) -> dict:
+def every_af(only: list[str] | None = None) -> dict:
     """Every conf/acquisition option on the paper's size; time vs coreset's."""
     from alimb.acquisition import Oracle
     from alimb.run import CONFIG_DIR
@@ -227,7 +227,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     report: dict = {"machine": describe_machine(), "device": str(device)}
     if args.every_af:
-        report["every_af"] = every_af(device, args.afs.split(",") if args.afs != DEFAULT_AFS else None)
+        report["every_af"] = every_af(args.afs.split(",") if args.afs != DEFAULT_AFS else None)
         print(json.dumps(report, indent=2, default=str))
         return
     if args.imagenet:
