@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alimb.errors import UserError
 
@@ -31,3 +32,84 @@ def build(node: DictConfig, drop: tuple[str, ...] = ("name",), **kwargs: Any) ->
         if isinstance(err.__cause__, UserError):  # the target refused its arguments: report it, not Hydra's wrapper
             raise err.__cause__ from None
         raise
+
+
+def target_callable(target: str) -> Any:
+    """The callable a `_target_` string names (ImportError or AttributeError when it names nothing)."""
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _af_slots(target: str) -> dict[str, str]:
+    """{parameter: 'one' | 'many'} of a target's parameters that take AFs (`AF`, `dict[str, AF]`)."""
+    import typing
+
+    from alimb.acquisition.base import AF
+
+    try:
+        hints = typing.get_type_hints(target_callable(target))
+    except Exception:  # noqa: BLE001 - a user's target we cannot inspect: nothing to expand
+        return {}
+    slots = {}
+    for param, hint in hints.items():
+        if hint == AF:
+            slots[param] = "one"
+        elif typing.get_origin(hint) is dict and typing.get_args(hint)[1:] == (AF,):
+            slots[param] = "many"
+    return slots
+
+
+def _compose_af(name: str) -> dict:
+    """The config of option `name` of the acquisition group, from the running app's search path (or ours)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    def load() -> dict:
+        node = OmegaConf.to_container(compose(config_name=f"acquisition/{name}"), resolve=False)
+        return node.get("acquisition", node)  # the option's own package: acquisition
+
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return load()
+        with initialize_config_module("alimb.conf", version_base="1.3"):
+            return load()
+    except Exception:  # noqa: BLE001 - Hydra's MissingConfigException and friends
+        raise UserError(f"no acquisition function named {name!r}; choose one of conf/acquisition "
+                        "(alimb --help lists them)") from None
+
+
+def expand_af_names(cfg: DictConfig) -> None:
+    """Replace an AF chosen by name where an AF is expected (`acquisition.auxiliary=badge`) by that option's config,
+    and refuse an AF that cannot serve where it was put, before any work."""
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, DictConfig):
+            return
+        target = node.get("_target_") if "_target_" in node else None
+        for key, kind in (_af_slots(target) if isinstance(target, str) else {}).items():
+            if key not in node:
+                continue
+            children = [(key, node)] if kind == "one" else [(k, node[key]) for k in node[key]]
+            for k, parent in children:
+                if isinstance(parent[k], str):
+                    parent[k] = OmegaConf.create(_compose_af(parent[k]))
+            if key == "within":
+                _check_within(node[key], f"{path}.{key}")
+        for key in list(node.keys()):
+            walk(node[key], f"{path}.{key}" if path else str(key))
+
+    with open_dict(cfg):
+        walk(cfg.acquisition, "acquisition")
+
+
+def _check_within(node: Any, path: str) -> None:
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if not isinstance(target, str):
+        return
+    try:
+        fn = target_callable(target)
+    except (ImportError, AttributeError):
+        return  # a target that does not exist: Hydra's instantiate names it
+    if getattr(fn, "whole_pool", False):
+        raise UserError(f"config key {path}={node.get('name', target)} is invalid: it selects over the whole pool "
+                        "and cannot choose inside one class's candidates; choose another AF for it")

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from alimb.data.dataset import ArrayDataset
 from alimb.data.images import BadImage, ImageDataset, ImageSet
 from alimb.errors import UserError
-from alimb.records import write_atomic
+from alimb.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 FORMAT = 1  # bump when extraction or preprocessing changes what a cached file holds

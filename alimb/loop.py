@@ -10,9 +10,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from alimb.acquisition import Oracle, Selection
+from alimb.acquisition import Context, Oracle, Selection
 from alimb.acquisition import random as random_af
-from alimb.config import build
+from alimb.config import build, expand_af_names
 from alimb.data.dataset import check_labels
 from alimb.data.imbalance import induce
 from alimb.errors import UserError
@@ -20,10 +20,10 @@ from alimb.features import featurize
 from alimb.metrics import area_under_curve, evaluate
 from alimb.normalize import normalize
 from alimb.pool import Pool, imbalance_ratio, minority_classes
-from alimb import state
+from alimb.records import Record
 from alimb.schemes import Inputs
-from alimb.records import RunRecorder, read_records, save_npy_atomic
 from alimb.schema import validate
+from alimb.state import RunDir, Saved
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,17 @@ def load_pool(cfg: DictConfig, needs_images: bool) -> tuple[Pool, Inputs, Inputs
     return pool, pool_in, Inputs(test_x, data.test_images), data.test_y, keep
 
 
-def summarize(records: list[dict], pool: Pool, cfg: DictConfig) -> dict:
+def summarize(records: list[Record], pool: Pool, cfg: DictConfig) -> dict:
     """The run's summary: final metrics, area under the accuracy curve, the pool, the config."""
+    last, n_labeled = records[-1], [r.n_labeled for r in records]
     return {
-        "final_accuracy": records[-1]["accuracy"],
-        "final_macro_f1": records[-1]["macro_f1"],
-        "final_labeled_ir": records[-1]["labeled_ir"],
-        "auc": area_under_curve([r["n_labeled"] for r in records], [r["accuracy"] for r in records]),
-        "minority_auc": area_under_curve([r["n_labeled"] for r in records], [r["minority_accuracy"] for r in records]),
-        "final_classes_discovered": int(np.count_nonzero(records[-1]["class_counts"])),
-        "switch_iteration": records[-1].get("switch_iteration"),
+        "final_accuracy": last.accuracy,
+        "final_macro_f1": last.macro_f1,
+        "final_labeled_ir": last.labeled_ir,
+        "auc": area_under_curve(n_labeled, [r.accuracy for r in records]),
+        "minority_auc": area_under_curve(n_labeled, [r.minority_accuracy for r in records]),
+        "final_classes_discovered": int(np.count_nonzero(last.class_counts)),
+        "switch_iteration": last.switch_iteration,
         "features_normalize": cfg.features.normalize,
         "n_iterations": len(records),
         "pool": {"size": len(pool), "ir": imbalance_ratio(pool.pool_counts()), "counts": pool.pool_counts().tolist()},
@@ -83,23 +84,24 @@ def summarize(records: list[dict], pool: Pool, cfg: DictConfig) -> dict:
     }
 
 
-def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[dict]:
-    """Run (or resume) one AL experiment; write records.jsonl, summary.json and the pool state to `run_dir`."""
+def run_experiment(cfg: DictConfig, run_dir: str | Path) -> list[Record]:
+    """Run (or resume) one AL experiment in `run_dir` (alimb.state.RunDir: records, summary, state)."""
+    expand_af_names(cfg)
     validate(cfg)
-    run_dir = Path(run_dir)
-    records = state.finished(run_dir, cfg)  # reads only: a finished run in a read-only directory is fine
+    run_dir = RunDir(run_dir)
+    records = run_dir.finished(cfg)  # reads only: a finished run in a read-only directory is fine
     if records is None:
-        with state.claim(run_dir):  # one process per run directory
-            status, saved = state.prepare(run_dir, cfg)
+        with run_dir.claim():  # one process per run directory
+            status, saved = run_dir.prepare(cfg)
             if status != "done":
                 return _run(cfg, run_dir, saved)
-            records = read_records(run_dir)  # completed by another process while this one waited to look
+            records = run_dir.complete_records()  # completed by another process while this one waited to look
     log.info("%s already holds this completed run: nothing to do (overwrite=true runs it again)", run_dir)
     return records
 
 
-def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
-    """The iterations of a run whose directory this process holds, from `saved` (state.load's) when resuming."""
+def _run(cfg: DictConfig, run_dir: RunDir, saved: Saved | None) -> list[Record]:
+    """The iterations of a run whose directory this process holds, from `saved` when resuming."""
     scheme, acquire = build(cfg.scheme), build(cfg.acquisition)
     pool, pool_in, test_in, test_y, keep = load_pool(cfg, scheme.needs_images)
     n_classes = pool.n_classes
@@ -107,21 +109,21 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
     pool_minority = minority_classes(pool.pool_counts())
     seeds = np.random.SeedSequence(cfg.seed).spawn(iterations)  # iteration k: its own (AF, scheme) generators
 
-    records: list[dict] = []
+    records: list[Record] = []
     if saved is not None:
-        labeled_round, records, scheme_state = saved
-        pool.labeled_round[:] = labeled_round
-        scheme.load_state_dict(scheme_state)
+        records = list(saved.records)
+        pool.labeled_round[:] = saved.labeled_round
+        scheme.load_state_dict(saved.scheme_state)
         log.info("resuming after iteration %d of %d", len(records), iterations)
-    recorder = RunRecorder(run_dir, records)
-    save_npy_atomic(run_dir / "pool_indices.npy", keep)
+    run_dir.save_pool_indices(keep)
     logger = build(cfg.logger)
     what = f"{cfg.acquisition.name}/{cfg.scheme.name}"
-    variant = "" if run_dir.parent.name == cfg.scheme.name else f"{run_dir.parent.name}/"  # the overrides' level
+    level = run_dir.path.parent.name
+    variant = "" if level == cfg.scheme.name else f"{level}/"  # the overrides' level
     logger.start(
         OmegaConf.to_container(cfg, resolve=True), name=f"{what}/{variant}seed{cfg.seed}",
         group=f"{cfg.name}/{cfg.dataset.name}/{cfg.imbalance.name}", job_type=what,
-        tags=[cfg.acquisition.name, cfg.scheme.name], run_dir=run_dir,
+        tags=[cfg.acquisition.name, cfg.scheme.name], id_file=run_dir.wandb_id_file, default_dir=run_dir.path,
     )
     log.info(
         "pool: %d samples, %d classes, ir %.3f; test: %d; %d iterations x %d",
@@ -140,10 +142,11 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
             t0 = time.perf_counter()
             af = random_af if k == 0 else acquire  # iteration 0 is random (paper §III)
             oracle = Oracle(pool.labels)
-            selection = af(
+            selection = af(Context(
                 scores=scores, features=features, head=head, fg=pool_in.features, labels=pool.known_labels(),
-                labeled_mask=pool.labeled_mask, n_classes=n_classes, budget=per_iteration, rng=rng, oracle=oracle,
-            )
+                labeled_mask=pool.labeled_mask.copy(), n_classes=n_classes, budget=per_iteration, rng=rng,
+                oracle=oracle,
+            ))
             check_selection(selection, pool.labeled_mask, per_iteration, oracle)
             pool.label(selection.indices, k)
             t1 = time.perf_counter()
@@ -159,37 +162,34 @@ def _run(cfg: DictConfig, run_dir: Path, saved: tuple | None) -> list[dict]:
             info = {k: v for k, v in selection.info.items() if not k.endswith("_seconds")}
             select_timings = {f"select_{k.removesuffix('_seconds')}": v for k, v in selection.info.items()
                               if k.endswith("_seconds")}  # timings go with the others: resumed records compare equal
-            record = {
-                "iteration": k,
-                "n_labeled": int(labeled.size),
+            record = Record(
+                iteration=k,
+                n_labeled=int(labeled.size),
                 **metrics,
-                "labeled_ir": imbalance_ratio(counts),
-                "class_counts": counts.tolist(),
-                "n_from_quota": selection.n_quota,
-                "n_from_auxiliary": selection.n_auxiliary,
-                "quota_requested": selection.quota_requested,
-                "n_revealed_within_batch": int(np.unique(oracle.revealed).size),
-                "reveal_within_batch": bool(k > 0 and cfg.acquisition.get("reveal_within_batch", False)),
-                **({"acquisition_info": info} if info else {}),
-                "scheme": cfg.scheme.name,
-                "scheme_used": cfg.scheme.name,
-                **fitted,  # what the scheme reports (the switch: the scheme used, cross-validation scores)
-                "seconds": {"select": t1 - t0, "train": t2 - t1, "score": t3 - t2, **select_timings},
-            }
+                labeled_ir=imbalance_ratio(counts),
+                class_counts=counts.tolist(),
+                n_from_quota=selection.n_quota,
+                n_from_auxiliary=selection.n_auxiliary,
+                quota_requested=selection.quota_requested,
+                n_revealed_within_batch=int(np.unique(oracle.revealed).size),
+                reveal_within_batch=bool(k > 0 and cfg.acquisition.get("reveal_within_batch", False)),
+                acquisition_info=info or None,
+                scheme=cfg.scheme.name,
+                **{"scheme_used": cfg.scheme.name, **fitted},  # the scheme's report (the switch: scheme used, CV)
+                seconds={"select": t1 - t0, "train": t2 - t1, "score": t3 - t2, **select_timings},
+            )
             records.append(record)
-            state.save(run_dir, pool.labeled_round, records, scheme.state_dict())
-            recorder.write(record)
+            run_dir.save_iteration(record, len(records), pool.labeled_round, scheme.state_dict())
             logger.log(record)
             bar.update()
             log.info(
                 "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  %s  (select %.2fs train %.2fs score %.2fs)",
-                k + 1, iterations, labeled.size, metrics["accuracy"], metrics["macro_f1"], record["labeled_ir"],
-                record["scheme_used"], t1 - t0, t2 - t1, t3 - t2,
+                k + 1, iterations, labeled.size, record.accuracy, record.macro_f1, record.labeled_ir,
+                record.scheme_used, t1 - t0, t2 - t1, t3 - t2,
             )
         bar.close()
-        save_npy_atomic(run_dir / "labeled_round.npy", pool.labeled_round)
         summary = summarize(records, pool, cfg)
-        recorder.finish(summary)
+        run_dir.finish(pool.labeled_round, summary)
         log.info("done: final accuracy %.4f, AUC %.4f -> %s", summary["final_accuracy"], summary["auc"], run_dir)
     finally:
         logger.finish(summary, records)

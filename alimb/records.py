@@ -1,29 +1,73 @@
-"""Where every run's records go: JSON lines and a summary in the run directory, and a logger (W&B or none)."""
+"""The per-iteration record: one typed definition from which the files, W&B and `alimb.results.load` follow.
+
+A record is written as one JSON line (standard JSON: numpy scalars as numbers, NaN and inf as null).
+`alimb.results.load`'s columns are the record's scalar fields (`SCALAR_FIELDS`): a field added here
+reaches the results table without any other edit.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-from pathlib import Path
-from typing import Any
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader sees the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+@dataclass(frozen=True)
+class Record:
+    """What one AL iteration recorded (README: "What every run records")."""
+
+    iteration: int
+    n_labeled: int
+    accuracy: Optional[float]  # mean per-class accuracy on the balanced test set (= balanced accuracy)
+    macro_f1: Optional[float]
+    minority_accuracy: Optional[float]  # over the pool's minority classes (below its mean count); null: none
+    majority_accuracy: Optional[float]
+    labeled_ir: Optional[float]  # std / mean of the labeled set's class counts (paper Fig. 2)
+    class_counts: list  # labeled count per class
+    per_class_accuracy: list  # test recall per class (null for a class absent from the test set)
+    n_from_quota: int  # picks that filled the MCS family's minority-class quotas (Eq. 3); 0 for other AFs
+    n_from_auxiliary: int  # the rest of the batch
+    quota_requested: int  # sum of the quotas m_c before the budget capped them
+    n_revealed_within_batch: int  # labels the AF read from the oracle during its own batch
+    reveal_within_batch: bool  # whether the AF was allowed to (galaxy, cds_bal, tailor by default)
+    scheme: str  # the configured scheme
+    scheme_used: str  # the scheme that trained this iteration's model (the switch: either of its schemes)
+    seconds: dict  # select / train / score, and the AF's own timings (select_<name>)
+    acquisition_info: Optional[dict] = None  # what the AF reports (solver status, fallbacks, arms chosen)
+    cv_accuracy: Optional[dict] = None  # the switch: each scheme's cross-validated accuracy
+    switch_iteration: Optional[int] = None  # the switch: the first iteration that used the other scheme
+    train_loss: Optional[float] = None  # fine tuning: the training loss of the last epoch
+
+    def __getitem__(self, name: str) -> Any:
+        """`record["accuracy"]`, as the JSON line reads (a KeyError for a name that is not a field)."""
+        if name not in FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Record":
+        """A record from its JSON form; a key that is not a field is an error (a record of another program)."""
+        unknown = set(data) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"not a record field: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def without_timings(self) -> "Record":
+        """The record less its timings: what an interrupted and resumed run reproduces exactly."""
+        return dataclasses.replace(self, seconds={})
 
 
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+FIELDS = {f.name: f for f in dataclasses.fields(Record)}
+_HINTS = typing.get_type_hints(Record)
+SCALAR_FIELDS = tuple(name for name, hint in _HINTS.items()
+                      if all(t in (int, float, str, bool, type(None)) for t in (typing.get_args(hint) or (hint,))))
 
 
 def _jsonable(value: Any) -> Any:
@@ -40,47 +84,24 @@ def _jsonable(value: Any) -> Any:
 
 def dumps(value: Any, **kwargs: Any) -> str:
     """Standard JSON of records and summaries (numpy scalars as numbers, NaN and inf as null)."""
+    if isinstance(value, Record):
+        value = value.to_dict()
     return json.dumps(_jsonable(value), allow_nan=False, **kwargs)
 
 
-class RunRecorder:
-    """`records.jsonl` (one line per iteration) and, once the run completes, `summary.json`."""
-
-    def __init__(self, run_dir: Path, records: list[dict] = ()):
-        """Start `records.jsonl` over with `records` (those of the iterations already completed)."""
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.records_path = self.run_dir / "records.jsonl"
-        self.summary_path = self.run_dir / "summary.json"
-        self.summary_path.unlink(missing_ok=True)  # a summary only ever describes a completed run
-        if records:
-            write_atomic(self.records_path, "".join(dumps(r) + "\n" for r in records))
-        else:  # the first record creates the file: a run that never completed an iteration leaves none
-            self.records_path.unlink(missing_ok=True)
-
-    def write(self, record: dict) -> None:
-        with open(self.records_path, "a") as f:
-            f.write(dumps(record) + "\n")
-
-    def finish(self, summary: dict) -> None:
-        write_atomic(self.summary_path, dumps(summary, indent=2) + "\n")
-
-
-def read_records(run_dir: Path) -> list[dict]:
-    """The per-iteration records of a run directory."""
-    with open(Path(run_dir) / "records.jsonl") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def loads(line: str) -> Record:
+    return Record.from_dict(json.loads(line))
 
 
 class NullLogger:
     """Local files only."""
 
-    def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None,
-              job_type: str | None = None) -> None:
+    def start(self, config: dict, name: str, group: str, tags: list[str], id_file=None, job_type: str | None = None,
+              default_dir=None) -> None:
         pass
 
-    def log(self, record: dict) -> None:
+    def log(self, record: Record) -> None:
         pass
 
-    def finish(self, summary: dict | None, records: list[dict] | None = None) -> None:
+    def finish(self, summary: dict | None, records: list[Record] | None = None) -> None:
         pass

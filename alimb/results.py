@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from alimb.records import read_records
+
+from alimb.errors import UserError
+from alimb.records import SCALAR_FIELDS
+from alimb.state import RunDir, find
 
 log = logging.getLogger(__name__)
 AXES = ("name", "dataset", "imbalance", "acquisition", "scheme")  # name: the experiment
-SCALARS = ("iteration", "n_labeled", "accuracy", "macro_f1", "minority_accuracy", "majority_accuracy", "labeled_ir",
-           "n_from_quota", "n_from_auxiliary", "quota_requested", "scheme_used")
+SCALARS = SCALAR_FIELDS  # every scalar field of alimb.records.Record is a column
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -43,27 +45,26 @@ def _digest(value) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _read_run(run_dir: Path) -> dict | None:
+def _read_run(run_dir: RunDir) -> dict | None:
     """A run's config, records and completeness; None (with a warning) when its files cannot be read, and None
-    (quietly) for a directory whose run never completed an iteration (no records.jsonl: not a run, see state.py)."""
-    if not (run_dir / "records.jsonl").exists():
+    (quietly) for a directory whose run never completed an iteration (no records: not a run, see alimb.state)."""
+    if not run_dir.has_records():
         return None
     try:
-        config = json.loads((run_dir / "config.json").read_text())
-        records = read_records(run_dir)
-        complete = (run_dir / "summary.json").exists()
-        if complete:
-            summary = json.loads((run_dir / "summary.json").read_text())
-            if summary.get("n_iterations") != len(records):
-                raise ValueError(f"summary.json describes {summary.get('n_iterations')} iterations, records hold {len(records)}")
+        config = run_dir.config()
+        complete = run_dir.is_complete()
+        records = run_dir.complete_records() if complete else run_dir.records()
         axes = [str(config["name"]), *(str(config[g]["name"]) for g in AXES[1:])]
         int(config["seed"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         log.warning("skipping %s: %s", run_dir, str(err).splitlines()[0] if str(err) else type(err).__name__)
         return None
+    except UserError as err:
+        log.warning("skipping %s: %s", run_dir, str(err).splitlines()[0])
+        return None
     if not records:
         return None
-    return {"dir": run_dir, "config": config, "records": records, "complete": complete, "axes": axes}
+    return {"dir": run_dir.path, "config": config, "records": records, "complete": complete, "axes": axes}
 
 
 def _variants(runs: list[dict]) -> dict[str, str]:
@@ -84,8 +85,8 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
     """One row per (run, iteration) of the runs below `dirs`, with the config axes, seed, fingerprint and variant."""
     found: dict[str, dict] = {}
     for top in dirs:
-        for config_path in sorted(Path(top).rglob("config.json")):
-            run = _read_run(config_path.parent)
+        for run_dir in find(top):
+            run = _read_run(run_dir)
             if run is None:
                 continue
             run["identity"] = _digest(run["config"])
@@ -101,10 +102,10 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
         base = dict(zip(AXES, run["axes"]), seed=int(run["config"]["seed"]), variant=variants[run["fingerprint"]],
                     fingerprint=run["fingerprint"], setting=run["setting"], run=str(run["dir"]), complete=run["complete"])
         for record in run["records"]:
-            counts = record.get("class_counts") or []
-            rows.append({**base, **{k: record.get(k) for k in SCALARS},
+            counts = record.class_counts or []
+            rows.append({**base, **{k: getattr(record, k) for k in SCALARS},
                          "classes_discovered": sum(1 for c in counts if c > 0), "n_classes": len(counts),
-                         "class_counts": counts, "per_class_accuracy": record.get("per_class_accuracy")})
+                         "class_counts": counts, "per_class_accuracy": record.per_class_accuracy})
     columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, "classes_discovered", "n_classes",
                "class_counts", "per_class_accuracy"]
     return pd.DataFrame(rows, columns=columns)

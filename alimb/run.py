@@ -3,6 +3,9 @@
 Bad input in a single run: one line on stderr, exit 2. In a multirun a failed job leaves
 `error.txt` in its run directory and returns a `JobFailure`, so the other jobs still run; the
 sweeper lists the failures at the end. Ctrl-C: one line, exit 130, the state as saved.
+
+The config tree ships inside the package (`alimb/conf`, found by Hydra as `pkg://alimb.conf`), so a
+wheel works from any directory; users add their own with `--config-dir DIR` (searched first).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import sys
 from pathlib import Path
 
 import hydra
-import hydra._internal.utils as hydra_utils
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
@@ -24,40 +26,21 @@ from alimb import state
 from alimb.errors import UserError
 from alimb.sweep import JobFailure
 
-# the config tree lives at the repository top level (conf/); the project is installed editable
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # the packaged config tree, as a directory (tests)
 log = logging.getLogger("alimb")
-
-
 NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment variable HYDRA_FULL_ERROR")
 
 
-def _one_line(report):
-    """Hydra's error report, with a composition error (unknown key or option, bad override) as one line, exit 2."""
-
-    def run_and_report(func):
-        try:
-            return func()
-        except (HydraException, OmegaConfBaseException) as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            parts = [str(err), str(err.__cause__ or "")]
-            lines = [ln.strip() for part in parts for ln in part.splitlines() if ln.strip() and not ln.strip().startswith(NOISE)]
-            lines = lines[:next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), len(lines))]
-            text = "; ".join(ln.rstrip(".") for ln in dict.fromkeys(lines))  # in order, without repeats
-            text = text.replace(":;", ":").replace("Available options in", "available options in")
-            print(f"alimb: error: {text}", file=sys.stderr)
-            sys.exit(2)
-        except Exception:
-            return report(lambda: (_ for _ in ()).throw(sys.exc_info()[1]))
-
-    return run_and_report
+def one_line(err: BaseException) -> str:
+    """A composition error (unknown key or option, bad override) as one line, without Hydra's noise."""
+    parts = [str(err), str(err.__cause__ or "")]
+    lines = [ln.strip() for part in parts for ln in part.splitlines() if ln.strip() and not ln.strip().startswith(NOISE)]
+    lines = lines[:next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), len(lines))]
+    text = "; ".join(ln.rstrip(".") for ln in dict.fromkeys(lines))  # in order, without repeats
+    return text.replace(":;", ":").replace("Available options in", "available options in")
 
 
-hydra_utils.run_and_report = _one_line(hydra_utils.run_and_report)
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | JobFailure:
     """Run one experiment in the Hydra output directory; returns the final accuracy (a sweeper's objective)."""
     from alimb.loop import run_experiment  # after Hydra parsed the command line: `alimb --help` stays fast
@@ -68,16 +51,16 @@ def main(cfg: DictConfig) -> float | JobFailure:
     if "dir" in cfg.logger and cfg.logger.dir is None:  # every W&B run of an experiment in one folder: one `wandb sync`
         cfg.logger.dir = str(Path(hydra_cfg.sweep.dir) / "wandb")
     try:
-        return run_experiment(cfg, run_dir)[-1]["accuracy"]
+        return run_experiment(cfg, run_dir)[-1].accuracy
     except KeyboardInterrupt:
-        done = state.completed_iterations(run_dir)
+        done = state.RunDir(run_dir).completed_iterations()
         print(f"alimb: interrupted after iteration {done} of {cfg.al.iterations}; run the same command to resume",
               file=sys.stderr)
         sys.exit(130)  # ends a sweep too
     except Exception as err:  # noqa: BLE001 - in a sweep, no job's failure may end the others
         message = str(err).strip().splitlines()[0] if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
         if not isinstance(err, state.RunDirBusy):  # a busy directory belongs to the process that holds it
-            state.mark_failed(run_dir, message)
+            state.RunDir(run_dir).mark_failed(message)
         if multirun:
             if not isinstance(err, UserError):
                 log.exception("unexpected error in %s", run_dir)  # a bug: its traceback to the console and alimb.log
@@ -89,5 +72,19 @@ def main(cfg: DictConfig) -> float | JobFailure:
         raise
 
 
+def cli() -> None:
+    """The console script: Hydra re-raises composition errors (its documented HYDRA_FULL_ERROR switch), and
+    they are reported here in one line, exit 2; HYDRA_FULL_ERROR=1 set by the user keeps the traceback."""
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full:
+            raise
+        print(f"alimb: error: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

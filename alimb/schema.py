@@ -65,6 +65,9 @@ class Embeddings(Node):
 class Archive(Node):
     root: str
     download: bool
+
+
+class ImageArchive(Archive):
     on_bad_image: OnBadImage = "skip"
 
 
@@ -122,6 +125,10 @@ class Plain(Node):
 
 class OnDevice(Node):
     device: Device = "auto"
+
+
+class Coreset(OnDevice):
+    lazy: bool = True
 
 
 class CdsBal(OnDevice):
@@ -303,18 +310,16 @@ MODELS: dict[str, type[Node]] = {
     "alimb.data.synthetic.make_synthetic": Synthetic,
     "alimb.data.embeddings.load_embeddings": Embeddings,
     "alimb.data.cifar.load_cifar100": Archive,
-    "alimb.data.food101.load_food101": Archive,
-    "alimb.data.mit67.load_mit67": Archive,
+    "alimb.data.food101.load_food101": ImageArchive,
+    "alimb.data.mit67.load_mit67": ImageArchive,
     "alimb.data.images.image_folder": ImageFolder,
     "alimb.data.imbalance.Exponential": Exponential,
     "alimb.data.imbalance.Step": Step,
     "alimb.data.imbalance.Counts": Counts,
     "alimb.data.imbalance.NoImbalance": Seeded,
     "alimb.data.imbalance.paper_preset": Seeded,
-    **{f"{A}uncertainty.{n}": Plain for n in ("random", "margin", "entropy", "least_confidence")},
-    **{f"{A}minority.{n}": Plain for n in ("certain", "uncertain")},
-    f"{A}minority.diverse": OnDevice,
-    f"{A}kcenter.coreset": OnDevice,
+    **{f"{A}uncertainty.{n}": Plain for n in ("random", "margin", "certain", "entropy", "least_confidence")},
+    f"{A}kcenter.coreset": Coreset,
     f"{A}cds.cds_bal": CdsBal,
     f"{A}minority.minority_sampling": MinoritySampling,
     f"{A}gradients.badge": Plain,
@@ -411,6 +416,13 @@ def _check_trainer(trainer: dict) -> None:
                  "mps": torch.backends.mps.is_available(), "tpu": False}
     if not available.get(accelerator, True):
         raise UserError(f"config key trainer.accelerator={accelerator!r} is invalid: no such device here; use auto or cpu")
+    devices = trainer["devices"]
+    several = (isinstance(devices, int) and devices != 1) or (isinstance(devices, list) and len(devices) > 1)
+    if several or strategy.startswith(("ddp", "fsdp", "deepspeed")):
+        raise UserError(
+            f"trainer.devices={devices} trainer.strategy={strategy} is not supported yet: Lightning's launcher runs "
+            "the whole command again per rank, and alimb's loop is not rank-aware; use trainer.devices=1 "
+            "trainer.strategy=auto")
     known = ["auto", *sorted(StrategyRegistry.available_strategies())]
     if strategy not in known:
         raise UserError(f"config key trainer.strategy={strategy!r} is invalid: Lightning knows {', '.join(known[:8])}, ...")

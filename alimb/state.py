@@ -1,13 +1,23 @@
-"""Run-directory concerns: identity, lock, saved state, failure marker. The loop asks; it never reaches into files.
+"""The run directory's one owner: its files, their readers and writers, the run's identity and the lock.
 
-A run directory holds `config.json` (what ran), `state.npz` (the labeled rounds, the records and
-the scheme's state after the last completed iteration), `records.jsonl`, once complete
-`summary.json`, and after a failure `error.txt` (the one-line message; never with a summary).
-Generators need no saving: iteration k draws from its own child of SeedSequence(seed).
+Nothing else spells a file name of a run directory: the loop, `alimb.results`, the report, W&B and the
+sweeper ask a `RunDir`. A run directory holds
 
-A directory is *claimed* by a run once its first iteration completed (a `state.npz` or a
-`summary.json` exists): a run that failed before that leaves the directory free for a corrected
-config. One process at a time works in a directory (a file lock); a second one stops at once.
+- `config.json`: what ran (the resolved config less `NOT_COMPARED`): the run's identity;
+- `records.jsonl`: one `Record` per completed iteration (the only copy of the records);
+- `state.npz`: after the last completed iteration, the labeled rounds, the scheme's state and how many
+  records belong to it (generators need no saving: iteration k draws from its own child of SeedSequence(seed));
+- `summary.json`, once complete; `labeled_round.npy`, `pool_indices.npy`; `error.txt` after a failure
+  (the one-line message; never beside a summary); `wandb_id` and `wandb/` when W&B logs the run.
+
+Crash consistency with records stored once: an iteration appends its record to `records.jsonl` first, then
+replaces `state.npz` atomically. A process killed in between leaves one record (or part of a line) more than
+the state counts; resuming keeps the first `n_records` lines and rewrites the file, so the extra iteration runs
+again and writes the same record.
+
+A directory is *claimed* by a run once its first iteration completed (a `state.npz` or a `summary.json`
+exists): a run that failed before that leaves the directory free for a corrected config. One process at a
+time works in a directory (a file lock); a second one stops at once.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import socket
 import time
 import zipfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -26,13 +37,11 @@ import numpy as np
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
+from alimb.atomic import save_npy_atomic, write_atomic
 from alimb.errors import UserError
-from alimb.records import read_records, write_atomic
+from alimb.records import Record, dumps, loads
 
-CONFIG, STATE, SUMMARY, RECORDS, ERROR = "config.json", "state.npz", "summary.json", "records.jsonl", "error.txt"
-LOCK, HOLDER = ".alimb.lock", ".alimb.holder"
 NOT_COMPARED = ("overwrite", "logger")  # may change between a run and its resumption
-RESULT_FILES = (RECORDS, SUMMARY, STATE, ERROR, "labeled_round.npy", "pool_indices.npy", "wandb_id")
 
 
 class RunDirBusy(UserError):
@@ -60,143 +69,213 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise Damaged(f"{path} is damaged ({type(err).__name__}); pass overwrite=true to run it again") from None
+@dataclass(frozen=True)
+class Saved:
+    """The state after the last completed iteration."""
+
+    labeled_round: np.ndarray  # (n_pool,) iteration each sample was labeled in, -1 = never
+    records: list[Record]
+    scheme_state: dict[str, np.ndarray]
 
 
-def _records(run_dir: Path) -> list[dict]:
-    """The per-iteration records of a run directory (Damaged if records.jsonl cannot be read)."""
-    try:
-        return read_records(run_dir)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise Damaged(f"{run_dir / RECORDS} is damaged ({type(err).__name__}); pass overwrite=true to run it again") from None
+class RunDir:
+    """A run directory (see the module docstring)."""
 
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config_file = self.path / "config.json"
+        self.state_file = self.path / "state.npz"
+        self.summary_file = self.path / "summary.json"
+        self.records_file = self.path / "records.jsonl"
+        self.error_file = self.path / "error.txt"
+        self.labeled_round_file = self.path / "labeled_round.npy"
+        self.pool_indices_file = self.path / "pool_indices.npy"
+        self.wandb_id_file = self.path / "wandb_id"  # a resumed run continues its own W&B run
+        self.wandb_dir = self.path / "wandb"
+        self._lock, self._holder = self.path / ".alimb.lock", self.path / ".alimb.holder"
 
-def finished(run_dir: Path, cfg: DictConfig) -> list[dict] | None:
-    """The records of the completed run of this config in `run_dir`, or None; reads only (read-only directories).
+    def __str__(self) -> str:
+        return str(self.path)
 
-    A damaged completed run raises Damaged, unless `overwrite=true` (then None: it is run again).
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / SUMMARY).is_file() or not (run_dir / CONFIG).is_file():
-        return None
-    try:
-        if _read_json(run_dir / CONFIG) != comparable(cfg):
-            return None
-        summary, records = _read_json(run_dir / SUMMARY), _records(run_dir)
+    # ---- reading (no lock needed: a finished run in a read-only directory is fine) ----
+    def _json(self, path: Path):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise Damaged(f"{path} is damaged ({type(err).__name__}); pass overwrite=true to run it again") from None
+
+    def has_records(self) -> bool:
+        """Whether a run completed an iteration here (a directory without records is not a run)."""
+        return self.records_file.is_file()
+
+    def is_complete(self) -> bool:
+        return self.summary_file.is_file()
+
+    def config(self) -> dict:
+        return self._json(self.config_file)
+
+    def summary(self) -> dict:
+        return self._json(self.summary_file)
+
+    def records(self, limit: int | None = None) -> list[Record]:
+        """The per-iteration records (the first `limit` of them); Damaged if they cannot be read."""
+        try:
+            with open(self.records_file) as f:
+                lines = [line for line in f if line.strip()]
+            return [loads(line) for line in lines[:limit]]
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+            raise Damaged(f"{self.records_file} is damaged ({type(err).__name__}); pass overwrite=true to run it "
+                          "again") from None
+
+    def complete_records(self) -> list[Record]:
+        """The records of a completed run, checked against its summary; Damaged if they disagree."""
+        summary, records = self.summary(), self.records()
         expected = summary.get("n_iterations") if isinstance(summary, dict) else None
         if expected is None or len(records) != expected:
-            raise Damaged(f"{run_dir / SUMMARY} describes {expected} iterations but {run_dir / RECORDS} holds "
+            raise Damaged(f"{self.summary_file} describes {expected} iterations but {self.records_file} holds "
                           f"{len(records)}; pass overwrite=true to run it again")
-    except Damaged:
-        if cfg.get("overwrite", False):
+        return records
+
+    def finished(self, cfg: DictConfig) -> list[Record] | None:
+        """The records of the completed run of this config here, or None; reads only.
+
+        A damaged completed run raises Damaged, unless `overwrite=true` (then None: it is run again).
+        """
+        if not self.summary_file.is_file() or not self.config_file.is_file():
             return None
-        raise
-    return records
-
-
-@contextmanager
-def claim(run_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock (created if needed); RunDirBusy at once if another process holds it."""
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(run_dir / LOCK), timeout=0)
-        lock.acquire()
-    except Timeout:
-        holder = (run_dir / HOLDER).read_text().strip() if (run_dir / HOLDER).exists() else "another process"
-        raise RunDirBusy(
-            f"{run_dir} is in use by {holder}; wait for it to finish, or give this run another directory "
-            "(name=... or hydra.run.dir=...)"
-        ) from None
-    except OSError as err:
-        raise UserError(f"cannot use {run_dir} as a run directory: {err.strerror or err}") from None
-    try:
-        (run_dir / HOLDER).write_text(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}\n")
-        yield
-    finally:
-        (run_dir / HOLDER).unlink(missing_ok=True)
-        lock.release()
-
-
-def _wipe(run_dir: Path) -> None:
-    for name in RESULT_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "wandb", ignore_errors=True)
-
-
-def prepare(run_dir: Path, cfg: DictConfig) -> tuple[str, tuple | None]:
-    """('fresh' | 'resume' | 'done', the saved state when resuming), under the lock; refuses a directory claimed
-    by another config or damaged. `overwrite=true` replaces another config's run and recovers from any damage."""
-    run_dir, current = Path(run_dir), comparable(cfg)
-    overwrite = bool(cfg.get("overwrite", False))
-    saved = None
-    if (run_dir / STATE).exists() or (run_dir / SUMMARY).exists():  # claimed by a run
         try:
-            if not (run_dir / CONFIG).exists():
-                raise Damaged(f"{run_dir} holds run files but no {CONFIG}; pass overwrite=true to run it again")
-            stored = _read_json(run_dir / CONFIG)
-            if stored != current:
-                if not overwrite:
-                    changed = ", ".join(_differences(stored, current)[:5]) if isinstance(stored, dict) else "all"
-                    raise UserError(
-                        f"{run_dir} holds a run with a different config (differs in: {changed}); "
-                        "pass overwrite=true to replace it, or name=... for a new experiment"
-                    )
-                _wipe(run_dir)
-            elif (run_dir / SUMMARY).exists():
-                if finished(run_dir, cfg) is not None:  # completed meanwhile by the process that held the lock
-                    return "done", None
-                _wipe(run_dir)  # a damaged summary, and overwrite=true
-            else:
-                saved = load(run_dir)  # Damaged if the state cannot be read back
+            if self.config() != comparable(cfg):
+                return None
+            return self.complete_records()
         except Damaged:
-            if not overwrite:
-                raise
-            _wipe(run_dir)
-    else:  # nothing completed here: whatever a failed attempt left is not a run
-        _wipe(run_dir)
-    (run_dir / ERROR).unlink(missing_ok=True)
-    write_atomic(run_dir / CONFIG, json.dumps(current, indent=2) + "\n")
-    return ("resume", saved) if saved is not None else ("fresh", None)
+            if cfg.get("overwrite", False):
+                return None
+            raise
+
+    def load(self) -> Saved:
+        """The state of the last completed iteration; Damaged if unreadable."""
+        try:
+            with np.load(self.state_file) as npz:
+                scheme_state = {k.split("/", 1)[1]: npz[k] for k in npz.files if k.startswith("scheme/")}
+                labeled_round, n_records = npz["labeled_round"], int(npz["n_records"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise Damaged(f"{self.state_file} is damaged ({type(err).__name__}); pass overwrite=true to run it "
+                          "again") from None
+        records = self.records(n_records) if n_records else []
+        if len(records) != n_records:
+            raise Damaged(f"{self.records_file} holds {len(records)} records, {self.state_file} {n_records}; "
+                          "pass overwrite=true to run it again")
+        return Saved(labeled_round, records, scheme_state)
+
+    def completed_iterations(self) -> int:
+        """How many iterations the saved state holds (0 when none or unreadable)."""
+        try:
+            return len(self.load().records) if self.state_file.exists() else 0
+        except Damaged:
+            return 0
+
+    # ---- claiming and preparing (under the lock) ----
+    @contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold the directory's lock (created if needed); RunDirBusy at once if another process holds it."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(self._lock), timeout=0)
+            lock.acquire()
+        except Timeout:
+            holder = self._holder.read_text().strip() if self._holder.exists() else "another process"
+            raise RunDirBusy(
+                f"{self.path} is in use by {holder}; wait for it to finish, or give this run another directory "
+                "(name=... or hydra.run.dir=...)"
+            ) from None
+        except OSError as err:
+            raise UserError(f"cannot use {self.path} as a run directory: {err.strerror or err}") from None
+        try:
+            self._holder.write_text(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}\n")
+            yield
+        finally:
+            self._holder.unlink(missing_ok=True)
+            lock.release()
+
+    def _wipe(self) -> None:
+        for path in (self.records_file, self.summary_file, self.state_file, self.error_file, self.labeled_round_file,
+                     self.pool_indices_file, self.wandb_id_file):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.wandb_dir, ignore_errors=True)
+
+    def prepare(self, cfg: DictConfig) -> tuple[str, Saved | None]:
+        """('fresh' | 'resume' | 'done', the saved state when resuming), under the lock; refuses a directory
+        claimed by another config or damaged. `overwrite=true` replaces another config's run and recovers from
+        any damage."""
+        current, overwrite, saved = comparable(cfg), bool(cfg.get("overwrite", False)), None
+        if self.state_file.exists() or self.summary_file.exists():  # claimed by a run
+            try:
+                if not self.config_file.exists():
+                    raise Damaged(f"{self.path} holds run files but no {self.config_file.name}; pass overwrite=true "
+                                  "to run it again")
+                stored = self.config()
+                if stored != current:
+                    if not overwrite:
+                        changed = ", ".join(_differences(stored, current)[:5]) if isinstance(stored, dict) else "all"
+                        raise UserError(
+                            f"{self.path} holds a run with a different config (differs in: {changed}); "
+                            "pass overwrite=true to replace it, or name=... for a new experiment"
+                        )
+                    self._wipe()
+                elif self.summary_file.exists():
+                    if self.finished(cfg) is not None:  # completed meanwhile by the process that held the lock
+                        return "done", None
+                    self._wipe()  # a damaged summary, and overwrite=true
+                else:
+                    saved = self.load()  # Damaged if the state cannot be read back
+            except Damaged:
+                if not overwrite:
+                    raise
+                self._wipe()
+        else:  # nothing completed here: whatever a failed attempt left is not a run
+            self._wipe()
+        self.error_file.unlink(missing_ok=True)
+        write_atomic(self.config_file, json.dumps(current, indent=2) + "\n")
+        self.summary_file.unlink(missing_ok=True)  # a summary only ever describes a completed run
+        if saved is not None and saved.records:  # drop what an iteration killed after its record left behind
+            write_atomic(self.records_file, "".join(dumps(r) + "\n" for r in saved.records))
+        else:  # the first record creates the file: a run that never completed an iteration leaves none
+            self.records_file.unlink(missing_ok=True)
+        return ("resume", saved) if saved is not None else ("fresh", None)
+
+    # ---- writing (under the lock) ----
+    def save_iteration(self, record: Record, n_records: int, labeled_round: np.ndarray,
+                       scheme_state: dict[str, np.ndarray]) -> None:
+        """Append the iteration's record, then replace the state (all of it or, if killed, none of it)."""
+        with open(self.records_file, "a") as f:
+            f.write(dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp = self.path / f".{self.state_file.name}.tmp.npz"
+        arrays = {f"scheme/{k}": v for k, v in scheme_state.items()}
+        np.savez(tmp, labeled_round=labeled_round, n_records=np.array(n_records), **arrays)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_file)
+
+    def save_pool_indices(self, indices: np.ndarray) -> None:
+        save_npy_atomic(self.pool_indices_file, indices)
+
+    def finish(self, labeled_round: np.ndarray, summary: dict) -> None:
+        """The completed run: its labeled rounds, then its summary (written last: it marks completion)."""
+        save_npy_atomic(self.labeled_round_file, labeled_round)
+        write_atomic(self.summary_file, dumps(summary, indent=2) + "\n")
+
+    def mark_failed(self, message: str) -> None:
+        """Leave the one-line failure message (best effort: the directory may be read-only or absent)."""
+        try:
+            if self.path.is_dir() and not self.summary_file.exists():
+                write_atomic(self.error_file, message.strip() + "\n")
+        except OSError:
+            pass
 
 
-def save(run_dir: Path, labeled_round: np.ndarray, records: list[dict], scheme_state: dict[str, np.ndarray]) -> None:
-    """Write the state after a completed iteration: all of it or, if killed, none of it."""
-    tmp = run_dir / f".{STATE}.tmp.npz"
-    arrays = {f"scheme/{k}": v for k, v in scheme_state.items()}
-    np.savez(tmp, labeled_round=labeled_round, records=np.array(json.dumps(records)), **arrays)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, run_dir / STATE)
-
-
-def load(run_dir: Path) -> tuple[np.ndarray, list[dict], dict[str, np.ndarray]]:
-    """(labeled_round, records, scheme_state) of the last completed iteration; Damaged if unreadable."""
-    path = Path(run_dir) / STATE
-    try:
-        with np.load(path) as npz:
-            scheme_state = {k.split("/", 1)[1]: npz[k] for k in npz.files if k.startswith("scheme/")}
-            return npz["labeled_round"], json.loads(str(npz["records"])), scheme_state
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise Damaged(f"{path} is damaged ({type(err).__name__}); pass overwrite=true to run it again") from None
-
-
-def completed_iterations(run_dir: Path) -> int:
-    """How many iterations the saved state holds (0 when none or unreadable)."""
-    try:
-        return len(load(run_dir)[1]) if (Path(run_dir) / STATE).exists() else 0
-    except Damaged:
-        return 0
-
-
-def mark_failed(run_dir: Path, message: str) -> None:
-    """Leave the one-line failure message in the run directory (best effort: it may be read-only or absent)."""
-    try:
-        if Path(run_dir).is_dir() and not (Path(run_dir) / SUMMARY).exists():
-            write_atomic(Path(run_dir) / ERROR, message.strip() + "\n")
-    except OSError:
-        pass
+def find(top: str | Path) -> Iterator[RunDir]:
+    """Every run directory below `top` (those holding a config), in sorted order."""
+    for config in sorted(Path(top).rglob("config.json")):
+        yield RunDir(config.parent)

@@ -7,6 +7,8 @@ import os
 import uuid
 from pathlib import Path
 
+from alimb.records import Record
+
 log = logging.getLogger(__name__)
 _unreachable: str | None = None  # why W&B failed to start in this process: its later jobs do not try again
 
@@ -22,15 +24,15 @@ def flatten(record: dict, prefix: str = "", sep: str = "/") -> dict:
     return out
 
 
-def per_class_table(records: list[dict]):
+def per_class_table(records: list[Record]):
     """A W&B Table, one row per (iteration, class): labeled count and test accuracy."""
     import wandb
 
     table = wandb.Table(columns=["iteration", "n_labeled", "class", "labeled_count", "accuracy"])
     for r in records:
-        accuracy = r.get("per_class_accuracy") or [None] * len(r["class_counts"])
-        for c, (count, acc) in enumerate(zip(r["class_counts"], accuracy)):
-            table.add_data(r["iteration"], r["n_labeled"], c, count, acc)
+        accuracy = r.per_class_accuracy or [None] * len(r.class_counts)
+        for c, (count, acc) in enumerate(zip(r.class_counts, accuracy)):
+            table.add_data(r.iteration, r.n_labeled, c, count, acc)
     return table
 
 
@@ -42,8 +44,8 @@ class WandbLogger:
         self.project, self.entity, self.mode, self.dir, self.timeout = project, entity, mode, dir, float(timeout)
         self.run = None
 
-    def start(self, config: dict, name: str, group: str, tags: list[str], run_dir: Path | None = None,
-              job_type: str | None = None) -> None:
+    def start(self, config: dict, name: str, group: str, tags: list[str], id_file: Path | None = None,
+              job_type: str | None = None, default_dir: Path | None = None) -> None:
         """One W&B run: `name` says what ran, `group` the experiment/dataset/imbalance, `job_type` the AF/scheme, so
         W&B's grouping shows mean ± std per AF; the config flattened (`scheme.C`) so every key filters in the UI."""
         global _unreachable
@@ -56,14 +58,14 @@ class WandbLogger:
             Path(self.dir).mkdir(parents=True, exist_ok=True)
         if (self.mode or os.environ.get("WANDB_MODE", "online")) == "online":
             log.info("connecting to W&B (waiting up to %g s: logger.timeout)", self.timeout)
-        id_file = Path(run_dir or ".") / "wandb_id"  # a resumed run continues its own W&B run
+        id_file = Path(id_file or "wandb_id")  # the run directory's: a resumed run continues its own W&B run
         resuming = id_file.exists()
         run_id = id_file.read_text().strip() if resuming else uuid.uuid4().hex[:8]
         id_file.write_text(run_id)
         try:
             self.run = wandb.init(
                 project=self.project, entity=self.entity, mode=self.mode, config=flatten(config, sep="."), name=name,
-                group=group, job_type=job_type, tags=tags, dir=str(self.dir or run_dir or "."),
+                group=group, job_type=job_type, tags=tags, dir=str(self.dir or default_dir or "."),
                 reinit="finish_previous", id=run_id,
                 resume="allow" if resuming else None,  # asking the server about a resume has a wait of its own
                 settings=wandb.Settings(  # bound every wait: the service's own retries outlast init_timeout
@@ -79,11 +81,11 @@ class WandbLogger:
         self.run.define_metric("n_labeled")
         self.run.define_metric("*", step_metric="n_labeled")
 
-    def log(self, record: dict) -> None:
+    def log(self, record: Record) -> None:
         if self.run is not None:
-            self.run.log(flatten(record))
+            self.run.log(flatten(record.to_dict()))
 
-    def finish(self, summary: dict | None, records: list[dict] | None = None) -> None:
+    def finish(self, summary: dict | None, records: list[Record] | None = None) -> None:
         if self.run is None:
             return
         if summary is not None:

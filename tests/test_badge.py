@@ -4,6 +4,7 @@ import numpy as np
 
 from alimb.acquisition import badge
 from alimb.acquisition.gradients import _Centers, _Embeddings
+from tests.helpers import select
 
 
 def test_factorised_distances_equal_those_of_the_materialised_gradient_embeddings():
@@ -33,7 +34,7 @@ def test_first_pick_is_the_largest_gradient_and_a_duplicate_of_a_center_is_never
     labeled = np.array([True, False, False, False, False])
     firsts = set()
     for seed in range(20):
-        sel = badge(scores=scores, features=features, labeled_mask=labeled, budget=2, rng=np.random.default_rng(seed))
+        sel = select(badge, scores=scores, features=features, labeled_mask=labeled, budget=2, rng=np.random.default_rng(seed))
         assert sel.indices[0] in (1, 2) and sel.indices[1] in (3, 4)
         firsts.add(int(sel.indices[0]))
     assert firsts == {1, 2}  # the tie goes either way
@@ -45,7 +46,7 @@ def test_d2_sampling_draws_in_proportion_to_squared_distance():
     9 (sample 2): sample 2 drawn 90% of the time."""
     scores = np.zeros((3, 2))
     features = np.array([[3.0], [2.0], [0.0]]) / np.sqrt(0.5)
-    picks = [badge(scores=scores, features=features, labeled_mask=np.zeros(3, bool), budget=2,
+    picks = [select(badge, scores=scores, features=features, labeled_mask=np.zeros(3, bool), budget=2,
                    rng=np.random.default_rng(s)).indices for s in range(4000)]
     picks = np.array(picks)
     assert (picks[:, 0] == 0).all()  # the largest ||g||

@@ -64,3 +64,25 @@ def test_submitit_local_launcher_preset_runs_a_sweep(tmp_path):
     proc = alimb(tmp_path, "-m", "hydra/launcher=slurm_local", "acquisition=random,margin", *SMALL)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list(tmp_path.glob(f"outputs/default/synthetic/exp0.75/*/cs_svm/{V}seed0/summary.json"))) == 2
+
+
+def test_a_users_own_af_runs_from_their_own_package_and_config_dir(tmp_path):
+    """docs/extending.md as written: an AF in the user's package, its YAML in their --config-dir, no edit to
+    alimb; it runs alone and as DMCS's auxiliary AF."""
+    import re
+
+    doc = (Path(__file__).parent.parent / "docs/extending.md").read_text()
+    python, yaml = re.findall(r"```(?:python|yaml)\n(.*?)```", doc, re.S)[:2]
+    (tmp_path / "mypackage").mkdir()
+    (tmp_path / "mypackage/__init__.py").write_text("")
+    (tmp_path / "mypackage/afs.py").write_text(python)
+    (tmp_path / "myconf/acquisition").mkdir(parents=True)
+    (tmp_path / "myconf/acquisition/farthest.yaml").write_text(yaml)
+    for n, choice in enumerate(("acquisition=farthest", "acquisition.auxiliary=farthest")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "alimb.run", "--config-dir", "myconf", choice, *SMALL[:5], "al.iterations=2",
+             "al.per_iteration=20", f"hydra.run.dir=run{n}"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                           "PYTHONPATH": str(tmp_path)})
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / f"run{n}" / "summary.json").exists()

@@ -7,7 +7,8 @@ import pytest
 
 from alimb.errors import UserError
 from alimb.loop import run_experiment
-from alimb.records import read_records
+from alimb.records import dumps
+from alimb.state import RunDir
 from tests.conftest import SMALL
 
 
@@ -20,7 +21,7 @@ def run(make_cfg, tmp_path, *overrides, name="run"):
 def test_records_and_summary(make_cfg, tmp_path):
     records, run_dir = run(make_cfg, tmp_path)
     assert [r["n_labeled"] for r in records] == [20, 40, 60, 80, 100, 120]
-    assert read_records(run_dir) == json.loads(json.dumps(records))
+    assert [dumps(r) for r in RunDir(run_dir).records()] == [dumps(r) for r in records]
     first = records[0]
     for key in ("accuracy", "macro_f1", "minority_accuracy", "majority_accuracy", "labeled_ir"):
         assert 0 <= first[key] <= 2
@@ -42,8 +43,8 @@ def test_same_seed_same_selections_other_seed_differs(make_cfg, tmp_path):
     a, b, c = (np.load(tmp_path / n / "labeled_round.npy") for n in "abc")
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
-    assert strip(read_records(tmp_path / "a")) == strip(read_records(tmp_path / "b"))
+    strip = lambda rs: [r.without_timings() for r in rs]  # noqa: E731
+    assert strip(RunDir(tmp_path / "a").records()) == strip(RunDir(tmp_path / "b").records())
 
 
 def test_the_pool_does_not_depend_on_the_al_seed(make_cfg, tmp_path):

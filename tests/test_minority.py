@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from alimb.acquisition import Oracle, cds_bal, coreset, kcenter_greedy, margin, minority_quotas, minority_sampling, random
-from alimb.acquisition.minority import allocate, certain, diverse, uncertain
+from alimb.acquisition.minority import allocate
+from alimb.acquisition.uncertainty import certain
+from tests.helpers import select
 
 
 @pytest.mark.parametrize(
@@ -36,8 +38,8 @@ def test_quota_overflow_with_enough_candidates_is_filled_entirely_from_quotas():
     labels[:40] = np.repeat([0, 1, 2, 3], [37, 1, 1, 1])  # mu = 10: quotas 0, 9, 9, 9 = 27 > budget 12
     predicted = np.r_[np.zeros(40, dtype=int), [1], np.full(179, 2), np.full(180, 3)]  # class 1: one candidate
     scores = np.eye(n_classes)[predicted] + 0.01 * rng.random((400, n_classes))
-    sel = minority_sampling(scores=scores, features=rng.normal(size=(400, 3)), labels=labels, labeled_mask=labels >= 0,
-                            budget=12, rng=rng, within=diverse, auxiliary=random)
+    sel = select(minority_sampling, scores=scores, features=rng.normal(size=(400, 3)), labels=labels, labeled_mask=labels >= 0,
+                            budget=12, rng=rng, within=coreset, auxiliary=random)
     assert sel.n_quota == 12 and sel.quota_requested == 27
     assert np.bincount(predicted[sel.indices], minlength=4).tolist() == [0, 1, 6, 5]
 
@@ -56,8 +58,8 @@ def test_allocation_never_exceeds_quota_or_candidates_and_fills_what_it_can(seed
     labels = np.full(counts.sum() + 200, -1)
     labels[:counts.sum()] = np.repeat(np.arange(n), counts)
     scores = rng.normal(size=(labels.size, n))
-    sel = minority_sampling(scores=scores, labels=labels, labeled_mask=labels >= 0, budget=budget, rng=rng,
-                            within=uncertain, auxiliary=random)
+    sel = select(minority_sampling, scores=scores, labels=labels, labeled_mask=labels >= 0, budget=budget, rng=rng,
+                            within=margin, auxiliary=random)
     assert sel.indices.size == budget and np.unique(sel.indices).size == budget
 
 
@@ -77,15 +79,15 @@ def two_class_case():
 
 def test_cmcs_takes_largest_margins_umcs_smallest():
     x = two_class_case()
-    cmcs = minority_sampling(**x, budget=2, rng=np.random.default_rng(0), within=certain, auxiliary=random)
-    umcs = minority_sampling(**x, budget=2, rng=np.random.default_rng(0), within=uncertain, auxiliary=random)
+    cmcs = select(minority_sampling, **x, budget=2, rng=np.random.default_rng(0), within=certain, auxiliary=random)
+    umcs = select(minority_sampling, **x, budget=2, rng=np.random.default_rng(0), within=margin, auxiliary=random)
     assert cmcs.indices.tolist() == [6, 4] and cmcs.n_quota == 2
     assert umcs.indices.tolist() == [5, 4] and umcs.n_quota == 2
 
 
 def test_auxiliary_fills_what_the_quotas_leave():
     x = two_class_case()
-    sel = minority_sampling(**x, budget=4, rng=np.random.default_rng(0), within=certain, auxiliary=margin)
+    sel = select(minority_sampling, **x, budget=4, rng=np.random.default_rng(0), within=certain, auxiliary=margin)
     # quota of class 1 = 2, filled by certainty; the 2 left by margin among the rest: 5 (0.1), then 9 (0.4)
     assert sel.indices.tolist() == [6, 4, 5, 9] and sel.n_quota == 2 and sel.n_auxiliary == 2
 
@@ -93,7 +95,7 @@ def test_auxiliary_fills_what_the_quotas_leave():
 def test_fewer_candidates_than_the_quota_takes_them_all():
     x = two_class_case()
     x["scores"][[4, 5], :] = [[0.9, 0.1], [0.9, 0.1]]  # now only sample 6 is predicted as class 1
-    sel = minority_sampling(**x, budget=3, rng=np.random.default_rng(0), within=certain, auxiliary=margin)
+    sel = select(minority_sampling, **x, budget=3, rng=np.random.default_rng(0), within=certain, auxiliary=margin)
     assert sel.indices[:1].tolist() == [6] and sel.n_quota == 1 and sel.indices.size == 3
 
 
@@ -103,9 +105,9 @@ def test_dmcs_on_a_hand_worked_2d_example():
     labels = np.array([1, 0, 0, -1, -1, -1, -1])
     labeled = labels >= 0
     scores = np.array([[0, 1], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [0, 1]], dtype=float)
-    sel = minority_sampling(
+    sel = select(minority_sampling, 
         scores=scores, features=features, labels=labels, labeled_mask=labeled, budget=2,
-        rng=np.random.default_rng(0), within=diverse, auxiliary=random,
+        rng=np.random.default_rng(0), within=coreset, auxiliary=random,
     )
     # mu = 1.5, class 1 has 1 < 1.5: quota ceil(0.5) = 1 -> only one quota pick, the farthest from (0,0): (3, 0)
     assert sel.indices[0] == 4 and sel.n_quota == 1
@@ -166,9 +168,9 @@ def test_coreset_in_small_chunks_is_the_same(monkeypatch):
     features = rng.normal(size=(500, 8)).astype(np.float32)
     labeled = np.zeros(500, dtype=bool)
     labeled[:120] = True
-    whole = coreset(features=features, labeled_mask=labeled, budget=30, rng=np.random.default_rng(2), device="cpu")
+    whole = select(coreset, features=features, labeled_mask=labeled, budget=30, rng=np.random.default_rng(2), device="cpu")
     monkeypatch.setattr(kc, "CHUNK_ELEMENTS", 1000)  # 2 centers per block
-    chunked = coreset(features=features, labeled_mask=labeled, budget=30, rng=np.random.default_rng(2), device="cpu")
+    chunked = select(coreset, features=features, labeled_mask=labeled, budget=30, rng=np.random.default_rng(2), device="cpu")
     np.testing.assert_array_equal(whole.indices, chunked.indices)
 
 
@@ -184,8 +186,8 @@ def test_cds_bal_follows_the_published_rule_pick_by_pick():
     Counts 3, 2 (gap 1, budget left 1: still balancing); centroid of 1 moves to 10.5:
     pick 2: 9 -> 1.5/9, 5 -> 5.5/5, 20 -> 9.5/20: x=9."""
     x = cds_case([0, 0, 0, 10, 9, 5, 11, 20], [0, 0, 0, 1, -1, -1, -1, -1], [0, 0, 0, 1, 1, 0, 1, 1])
-    sel = cds_bal(**x, n_classes=2, budget=2, rng=np.random.default_rng(0), device="cpu")
-    assert sel.indices.tolist() == [6, 4] and sel.n_quota == 2
+    sel = select(cds_bal, **x, n_classes=2, budget=2, rng=np.random.default_rng(0), device="cpu")
+    assert sel.indices.tolist() == [6, 4] and sel.info["n_balancing"] == 2
     assert x["oracle"].revealed.tolist() == [6, 4]  # each pick's label, before the next pick
 
 
@@ -194,18 +196,18 @@ def test_cds_bal_divides_by_the_nearest_majority_centroid_and_needs_no_rarest_ce
     farthest from its nearest majority centroid, (5,6) at 7.8; the farthest-centroid reading would take (-4,0)."""
     x = cds_case([[0, 0]] * 3 + [[10, 0]] * 3 + [[5, 0], [-4, 0], [5, 6]], [0] * 3 + [1] * 3 + [-1] * 3,
                  [0] * 3 + [1] * 3 + [2] * 3)
-    sel = cds_bal(**x, n_classes=3, budget=1, rng=np.random.default_rng(0), device="cpu")
-    assert sel.indices.tolist() == [8] and sel.n_quota == 1
+    sel = select(cds_bal, **x, n_classes=3, budget=1, rng=np.random.default_rng(0), device="cpu")
+    assert sel.indices.tolist() == [8] and sel.info["n_balancing"] == 1
 
 
 def test_cds_bal_is_random_once_balanced_relative_to_the_budget_left():
     """Counts 3, 1 (gap 2, one minority class): with 3 to pick, 3 > 1 x 2, so the first pick is random; every
     unlabeled sample being of class 1, counts go 3, 2 (2 left > 1 x 1: random) and 3, 3 (no majority: random)."""
     x = cds_case([0, 0, 0, 10, 9, 5, 11, 20], [0, 0, 0, 1, -1, -1, -1, -1], [0, 0, 0, 1, 1, 1, 1, 1])
-    sel = cds_bal(**x, n_classes=2, budget=3, rng=np.random.default_rng(0), device="cpu")
-    assert sel.n_quota == 0 and sel.indices.size == 3
+    sel = select(cds_bal, **x, n_classes=2, budget=3, rng=np.random.default_rng(0), device="cpu")
+    assert sel.info["n_balancing"] == 0 and sel.indices.size == 3
     balanced = cds_case([0, 10, 1, 2, 3], [0, 1, -1, -1, -1], [0, 1, 0, 1, 0])
-    assert cds_bal(**balanced, n_classes=2, budget=1, rng=np.random.default_rng(0), device="cpu").n_quota == 0
+    assert select(cds_bal, **balanced, n_classes=2, budget=1, rng=np.random.default_rng(0), device="cpu").info["n_balancing"] == 0
 
 
 def test_lazy_initial_distances_break_ties_like_the_reference(monkeypatch):

@@ -9,6 +9,7 @@ from alimb.acquisition import Oracle, Selection, class_balanced, flqmi, galaxy, 
 from alimb.acquisition.balanced_mip import objective
 from alimb.acquisition.boundary import base, boundary_distances
 from alimb.acquisition.lowbudget import typicality
+from tests.helpers import select
 
 
 # ---- BASE ----
@@ -16,9 +17,9 @@ def test_base_takes_each_class_share_closest_to_its_boundary():
     # 1-D, two classes, w = (1, -1), b = 0: logits (h, -h), the boundary at h = 0, distance |2h| / 2 = |h|
     h = np.array([[-3.0], [-1.0], [0.5], [2.0], [4.0]])
     head = (np.array([[1.0, -1.0]]), np.zeros(2))
-    sel = base(features=h, head=head, labeled_mask=np.zeros(5, bool), budget=2, rng=np.random.default_rng(0))
+    sel = select(base, features=h, head=head, labeled_mask=np.zeros(5, bool), budget=2, rng=np.random.default_rng(0))
     assert sel.indices.tolist() == [2, 1]  # class 0: |0.5| closest; class 1: the next closest not taken, |-1|
-    sel = base(features=h, head=head, labeled_mask=np.array([0, 0, 1, 0, 0], bool), budget=3,
+    sel = select(base, features=h, head=head, labeled_mask=np.array([0, 0, 1, 0, 0], bool), budget=3,
                rng=np.random.default_rng(0))
     assert sel.indices.tolist() == [1, 3, 0]  # shares 2, 1: class 0 gets |-1| and |2|, class 1 then |-3|
 
@@ -53,7 +54,7 @@ def galaxy_case(truth):
 @pytest.mark.parametrize("truth,expected", [([0] * 5 + [1] * 4, [4, 6]), ([0] * 3 + [1] * 6, [4, 2])])
 def test_galaxy_bisects_the_shortest_run_between_opposite_labels(truth, expected):
     # the run 1..7 between + (0) and - (8): midpoint 4; its label decides which half holds the cut next
-    sel = galaxy(**galaxy_case(truth), budget=2, rng=np.random.default_rng(0))
+    sel = select(galaxy, **galaxy_case(truth), budget=2, rng=np.random.default_rng(0))
     assert sel.indices.tolist() == expected
 
 
@@ -61,12 +62,12 @@ def test_galaxy_without_a_cut_queries_nearest_the_boundary():
     case = galaxy_case([0] * 9)
     case["labels"] = np.array([0] + [-1] * 8)  # no label of the other sign on either path
     case["labeled_mask"] = case["labels"] >= 0
-    sel = galaxy(**case, budget=1, rng=np.random.default_rng(0))
+    sel = select(galaxy, **case, budget=1, rng=np.random.default_rng(0))
     assert sel.indices.tolist() == [4]  # |q| smallest: s = 0
 
 
 def test_galaxy_without_reveal_counts_the_predicted_class():
-    sel = galaxy(**galaxy_case([1] * 9), budget=2, rng=np.random.default_rng(0), reveal_within_batch=False)
+    sel = select(galaxy, **galaxy_case([1] * 9), budget=2, rng=np.random.default_rng(0), reveal_within_batch=False)
     assert sel.indices.tolist() == [4, 6]  # 4 predicted 0 (s0 = s1 = 0: argmax takes 0), as if truth said 0
 
 
@@ -77,7 +78,7 @@ def test_class_balanced_finds_the_exact_optimum():
     labels = np.r_[[0] * 6 + [1] * 2, [-1] * 10]
     scores = np.r_[np.zeros((8, 3)), scores]
     mask = labels >= 0
-    sel = class_balanced(scores=scores, labels=labels, labeled_mask=mask, n_classes=3, budget=4,
+    sel = select(class_balanced, scores=scores, labels=labels, labeled_mask=mask, n_classes=3, budget=4,
                          rng=np.random.default_rng(0))
     p = np.exp(scores[8:]) / np.exp(scores[8:]).sum(1, keepdims=True)
     u = (p * np.log(p)).sum(1)
@@ -91,7 +92,7 @@ def test_class_balanced_records_the_greedy_fallback_at_the_limit():
     rng = np.random.default_rng(1)
     n = 400
     labels = np.r_[rng.integers(0, 10, 100), -np.ones(n - 100, int)]
-    sel = class_balanced(scores=rng.normal(size=(n, 10)), labels=labels, labeled_mask=labels >= 0, n_classes=10,
+    sel = select(class_balanced, scores=rng.normal(size=(n, 10)), labels=labels, labeled_mask=labels >= 0, n_classes=10,
                          budget=40, rng=np.random.default_rng(0), time_limit=1e-6)
     assert sel.info["solver_status"] == "limit"
     assert sel.info["used"] in ("greedy", "milp_incumbent") and "greedy_objective" in sel.info
@@ -111,7 +112,7 @@ def test_flqmi_is_the_plain_greedy_on_the_minority_query_set(monkeypatch, held):
     fg = rng.normal(size=(60, 4))
     labels = np.r_[[0] * 10 + [1] * 2, [-1] * 48]  # class 1 is the minority: its 2 samples are the query set
     mask = labels >= 0
-    sel = flqmi(fg=fg, labels=labels, labeled_mask=mask, n_classes=2, budget=5, rng=np.random.default_rng(0))
+    sel = select(flqmi, fg=fg, labels=labels, labeled_mask=mask, n_classes=2, budget=5, rng=np.random.default_rng(0))
     unit = fg / np.linalg.norm(fg, axis=1, keepdims=True)
     s = 0.5 * (1 + unit[10:12] @ unit.T)  # (Q, n)
     cover, plain = np.zeros(2), []
@@ -136,7 +137,7 @@ def test_typiclust_takes_the_most_typical_sample_of_an_uncovered_cluster():
     fg = np.stack([np.cos(angles), np.sin(angles)], 1)
     mask = np.zeros(60, bool)
     mask[:3] = True  # cluster 1 already has labels
-    sel = typiclust(fg=fg, labeled_mask=mask, budget=1, rng=np.random.default_rng(0), max_clusters=2)
+    sel = select(typiclust, fg=fg, labeled_mask=mask, budget=1, rng=np.random.default_rng(0), max_clusters=2)
     second = fg[30:]
     d = np.sqrt(((second[:, None] - second[None]) ** 2).sum(-1))
     typical = 1 / (np.sort(d, axis=1)[:, 1:21].mean(1) + 1e-5)  # 20 nearest neighbours, itself excluded
@@ -147,7 +148,7 @@ def test_probcover_covers_the_most_uncovered_points_first():
     angles = np.array([0.0, 0.05, 0.1, 2.0, 2.05, 4.0, 4.02])
     fg = np.stack([np.cos(angles), np.sin(angles)], 1)
     mask = np.array([0, 0, 0, 0, 0, 1, 0], bool)  # the last two are covered by the labeled sample
-    sel = probcover(fg=fg, labeled_mask=mask, n_classes=3, budget=3, rng=np.random.default_rng(0), delta=0.07)
+    sel = select(probcover, fg=fg, labeled_mask=mask, n_classes=3, budget=3, rng=np.random.default_rng(0), delta=0.07)
     assert sel.indices[0] == 1  # its ball holds 0, 1, 2
     assert set(sel.indices[1:3].tolist()) & {3, 4}  # then a ball of 2 uncovered points
 
@@ -159,12 +160,12 @@ def test_tailor_favours_the_arm_that_finds_minority_classes():
     mask = labels >= 0
 
     def proposing(cls):
-        def arm(*, labeled_mask, budget, rng, **_):
-            idx = np.flatnonzero(~labeled_mask & (truth == cls))
-            return Selection(rng.permutation(idx)[:budget])
+        def arm(ctx):
+            idx = np.flatnonzero(ctx.available() & (truth == cls))
+            return Selection(ctx.rng.permutation(idx)[:ctx.budget])
         return arm
 
-    sel = tailor(arms={"finds_minority": proposing(1), "finds_majority": proposing(0)}, labels=labels,
+    sel = select(tailor, arms={"finds_minority": proposing(1), "finds_majority": proposing(0)}, labels=labels,
                  labeled_mask=mask, n_classes=2, budget=40, rng=np.random.default_rng(0), oracle=Oracle(truth),
                  scores=np.zeros((172, 2)))
     assert sel.info["arm_picks"]["finds_minority"] >= 30
@@ -185,7 +186,7 @@ def test_each_new_af_runs_on_digits_with_cs_svm(make_cfg, tmp_path, af):
     assert [r["reveal_within_batch"] for r in records] == [False, reveals, reveals]
     assert all((r["n_revealed_within_batch"] == 30) == (reveals and r["iteration"] > 0) for r in records)
     if af in ("class_balanced", "tailor"):
-        assert all("acquisition_info" in r for r in records[1:])
+        assert all(r.acquisition_info is not None for r in records[1:])
 
 
 @pytest.mark.parametrize("af", ["base", "galaxy"])

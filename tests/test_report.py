@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from alimb.records import read_records
+from alimb.state import RunDir
 from tests import wandb_offline
 from alimb.sweep import variant
 from tests.conftest import SMALL
@@ -30,7 +30,7 @@ def test_parallel_sweep_with_wandb_then_report(tmp_path):
     shared = tmp_path / "outputs/default/wandb/wandb"  # every offline run of the sweep in one folder: one `wandb sync`
     assert len(list(shared.glob("offline-run-*"))) == 4
     for run in runs:  # the offline W&B run holds every iteration's metrics, against the labeled count
-        records = read_records(run)
+        records = RunDir(run).records()
         (wandb_file,) = shared.glob(f"offline-run-*-{(run / 'wandb_id').read_text()}/run-*.wandb")
         logged = [row for row in wandb_offline.history(wandb_file) if "accuracy" in row]
         assert [row["n_labeled"] for row in logged] == [r["n_labeled"] for r in records]
@@ -71,7 +71,7 @@ def test_parallel_sweep_with_wandb_then_report(tmp_path):
     with open(out / "results.csv") as f:
         rows = {row["acquisition"]: row for row in csv.DictReader(f)}
     for af in ("random", "dmcs_rand"):
-        finals = [read_records(tmp_path / f"outputs/default/synthetic/exp0.75/{af}/cs_svm/{V}seed{s}")[-1] for s in (0, 1)]
+        finals = [RunDir(tmp_path / f"outputs/default/synthetic/exp0.75/{af}/cs_svm/{V}seed{s}").records()[-1] for s in (0, 1)]
         acc = np.array([r["accuracy"] for r in finals])
         ir = np.array([r["labeled_ir"] for r in finals])
         assert float(rows[af]["final_accuracy_mean"]) == acc.mean()
@@ -94,7 +94,7 @@ def test_wandb_unreachable_warns_once_per_process_and_every_job_completes(tmp_pa
     assert out.count("connecting to W&B (waiting up to 5 s") == 1  # said before waiting, and only once
     assert out.count("W&B could not start (") == 1 and out.count("W&B could not start earlier in this process") == 1
     runs = sorted(tmp_path.glob("outputs/default/**/summary.json"))
-    assert len(runs) == 2 and all(len(read_records(r.parent)) == 6 for r in runs)
+    assert len(runs) == 2 and all(len(RunDir(r.parent).records()) == 6 for r in runs)
 
 
 def test_paper_figure_sweeps_are_drawn_in_the_papers_layout(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from alimb.loop import run_experiment
-from alimb.records import read_records
+from alimb.state import RunDir
 from alimb.report import holm, report
 from alimb.results import load
 from tests.conftest import SMALL
@@ -36,7 +36,7 @@ def test_one_row_per_run_and_iteration_with_axes_and_seed(sweep):
     assert set(df["acquisition"]) == {"random", "margin"} and set(df["seed"]) == {0, 1, 2}
     assert (df["variant"] == "").all() and df["complete"].all()
     run = df[(df.acquisition == "margin") & (df.seed == 1)].sort_values("iteration")
-    records = read_records(sweep / "outputs/margin/seed1")
+    records = RunDir(sweep / "outputs/margin/seed1").records()
     assert run["accuracy"].tolist() == [r["accuracy"] for r in records]
     assert run["classes_discovered"].tolist() == [sum(c > 0 for c in r["class_counts"]) for r in records]
     assert run["per_class_accuracy"].iloc[-1] == records[-1]["per_class_accuracy"]
@@ -79,7 +79,7 @@ def test_aubc_and_paired_tests_match_a_computation_from_the_records(sweep, tmp_p
     rows = pd.read_csv(tmp_path / "report/results.csv").set_index("acquisition")
 
     def aubc(af, seed, metric="accuracy"):
-        records = read_records(sweep / f"outputs/{af}/seed{seed}")
+        records = RunDir(sweep / f"outputs/{af}/seed{seed}").records()
         x = np.array([r["n_labeled"] for r in records], dtype=float)
         y = np.array([r[metric] for r in records], dtype=float)
         return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))

@@ -8,7 +8,7 @@ import pytest
 from alimb import state
 from alimb.errors import UserError
 from alimb.loop import run_experiment
-from alimb.records import read_records
+from alimb.state import RunDir
 from alimb.schemes.svm import LinearSVMScheme
 from alimb.sweep import RunLogFile
 from tests.conftest import SMALL, without_timings
@@ -61,7 +61,7 @@ def test_damaged_run_directories_name_the_file_and_overwrite_recovers(make_cfg, 
     recovered = run_experiment(make_cfg(*SMALL, "overwrite=true", *([] if cfg.al.iterations == 6 else ["al.iterations=3"])),
                                run_dir)
     assert without_timings(recovered) == without_timings(reference[:len(recovered)])
-    assert (run_dir / "summary.json").exists() and len(read_records(run_dir)) == len(recovered)
+    assert (run_dir / "summary.json").exists() and len(RunDir(run_dir).records()) == len(recovered)
 
 
 def test_rerunning_a_finished_run_writes_nothing(make_cfg, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alimb.records import read_records
+from alimb.state import RunDir
 from alimb.sweep import variant
 from tests.conftest import SMALL, without_timings
 
@@ -28,7 +28,7 @@ def test_a_failing_job_never_stops_the_others(tmp_path, launcher):
     assert proc.returncode == 1, proc.stderr[-2000:]
     base = tmp_path / "outputs/default/synthetic/exp0.75/dmcs_rand/cs_svm"
     good, bad = (base / f"{variant([*TINY, f'al.per_iteration={n}'])}seed0" for n in (20, 100000))
-    assert len(read_records(good)) == 3 and (good / "summary.json").exists()
+    assert len(RunDir(good).records()) == 3 and (good / "summary.json").exists()
     assert not (bad / "summary.json").exists()
     assert (bad / "error.txt").read_text().startswith("budget 3 x 100000 = 300000 exceeds the pool")
     failed = [line for line in proc.stderr.splitlines() if line.startswith("alimb: failed:")]
@@ -42,7 +42,7 @@ def test_jobs_differing_outside_the_axes_get_their_own_directories_and_resume_th
     assert first.returncode == 0, first.stderr[-2000:]
     summaries = sorted(tmp_path.glob("outputs/default/**/summary.json"))
     assert len(summaries) == 2 and summaries[0].parent != summaries[1].parent
-    assert sorted(len(read_records(s.parent)) for s in summaries) == [3, 3]
+    assert sorted(len(RunDir(s.parent).records()) for s in summaries) == [3, 3]
     stamps = [s.stat().st_mtime_ns for s in summaries]
     again = alimb(tmp_path, *args)  # the same command finds the same directories
     assert again.returncode == 0 and (again.stdout + again.stderr).count("nothing to do") == 2
@@ -87,7 +87,7 @@ def test_three_processes_on_one_run_directory_one_works_the_others_stop_in_one_l
         else:
             assert rc == 0 and ("done: final accuracy" in out + err or "nothing to do" in out + err)
         assert "Traceback" not in err
-    assert without_timings(read_records(run_dir)) == without_timings(read_records(tmp_path / "reference"))
+    assert without_timings(RunDir(run_dir).records()) == without_timings(RunDir(tmp_path / "reference").records())
     assert not (run_dir / "error.txt").exists()
     np.testing.assert_array_equal(np.load(run_dir / "labeled_round.npy"), np.load(tmp_path / "reference/labeled_round.npy"))
 
@@ -107,9 +107,9 @@ def test_ctrl_c_is_one_line_and_the_same_command_resumes_exactly(tmp_path):
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130 and len(lines) == 1, err
-    done = len(read_records(run_dir))
+    done = len(RunDir(run_dir).records())
     assert lines[0] == f"alimb: interrupted after iteration {done} of 10; run the same command to resume"
     assert 3 <= done < 10 and not (run_dir / "summary.json").exists()
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert without_timings(read_records(run_dir)) == without_timings(read_records(tmp_path / "reference"))
+    assert without_timings(RunDir(run_dir).records()) == without_timings(RunDir(tmp_path / "reference").records())

@@ -4,6 +4,7 @@ import numpy as np
 
 from alimb.acquisition import entropy, least_confidence, margin, random
 from alimb.acquisition.base import as_probabilities, margin_of, top_k
+from tests.helpers import select
 
 SCORES = np.array([
     [0.50, 0.40, 0.10],  # margin 0.10
@@ -16,7 +17,7 @@ SCORES = np.array([
 def call(af, budget, labeled=(), scores=SCORES, seed=0):
     mask = np.zeros(len(scores), dtype=bool)
     mask[list(labeled)] = True
-    return af(scores=scores, labeled_mask=mask, budget=budget, rng=np.random.default_rng(seed)).indices
+    return select(af, scores=scores, labeled_mask=mask, budget=budget, rng=np.random.default_rng(seed)).indices
 
 
 def test_margin_values():
@@ -59,6 +60,6 @@ def test_random_is_uniform_over_unlabeled():
     mask[:5] = True
     counts = np.zeros(10)
     for s in range(400):
-        counts[random(labeled_mask=mask, budget=2, rng=np.random.default_rng(s)).indices] += 1
+        counts[select(random, labeled_mask=mask, budget=2, rng=np.random.default_rng(s)).indices] += 1
     assert counts[:5].sum() == 0
     assert counts[5:].min() > 110 and counts[5:].max() < 210  # expected 160 each

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from alimb.acquisition.base import Selection, as_probabilities, per_row, top_k, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection, as_probabilities, per_row, top_k
 
 
 def objective(z: np.ndarray, u: np.ndarray, p: np.ndarray, omega: np.ndarray, lam: float) -> float:
@@ -51,11 +51,12 @@ def greedy(u: np.ndarray, p: np.ndarray, omega: np.ndarray, lam: float, budget: 
     return np.array(chosen, dtype=np.int64)
 
 
-def class_balanced(*, scores: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
-                   rng: np.random.Generator, lam: float = 1.0, node_limit: int = 1000, time_limit: float = 60.0,
-                   **_) -> Selection:
+def class_balanced(ctx: Context, *, lam: float = 1.0, node_limit: int = 1000, time_limit: float = 60.0) -> Selection:
     """Entropy plus lam times the L1 gap to the balanced class counts, minimised exactly (see the module docstring)."""
-    candidates = unlabeled_candidates(labeled_mask, budget)
+    ctx.need("class_balanced", "scores")
+    scores, labels, labeled_mask, n_classes, budget, rng = (ctx.scores, ctx.labels, ctx.labeled_mask, ctx.n_classes,
+                                                            ctx.budget, ctx.rng)
+    candidates = ctx.pool()
     p = per_row(as_probabilities, scores, candidates)  # (m, C)
     u = (p * np.log(np.clip(p, 1e-300, None))).sum(axis=1)
     counts = np.bincount(labels[labeled_mask], minlength=n_classes)

@@ -1,8 +1,8 @@
 """A meta AF in the spirit of TAILOR (Zhang et al., NeurIPS 2023): a Thompson-sampling bandit over configured AFs.
 
 Our reading. The arms are AFs from conf/acquisition (`arms`: name -> AF). Each arm first proposes a full
-batch (its own picks, in its order; arms never reveal labels: they are called with
-`reveal_within_batch=False` and no oracle). Then, slot by slot: every arm with proposals left draws
+batch (its own picks, in its order; arms never reveal labels: their context has no oracle, so an
+arm that would reveal counts the predicted class instead). Then, slot by slot: every arm with proposals left draws
 theta ~ Beta(1 + wins, 1 + losses) from the generator, the largest theta wins the slot (ties: the arm
 listed first), and its next proposal not yet in the batch is taken. The reward is 1 when the pick's class
 is a minority class of the labeled set at that moment (labeled count below the mean, the paper's Eq. 3
@@ -16,30 +16,27 @@ rewards are recorded per iteration (`acquisition_info`).
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.acquisition.base import AF, Context, Selection
+from alimb.errors import UserError
 
 
-def tailor(*, arms: dict[str, Callable[..., Selection]], labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int,
-           budget: int, rng: np.random.Generator, oracle: Callable[[np.ndarray], np.ndarray] | None = None,
-           scores: np.ndarray | None = None, reveal_within_batch: bool = True, **inputs) -> Selection:
+def tailor(ctx: Context, *, arms: dict[str, AF], reveal_within_batch: bool = True) -> Selection:
     """Thompson sampling over `arms`, rewarded by picks of minority classes (see the module docstring)."""
-    unlabeled_candidates(labeled_mask, budget)
-    if reveal_within_batch and oracle is None:
-        raise ValueError("tailor with reveal_within_batch=True needs the oracle (the loop passes it)")
+    ctx.pool()
     if not arms:
-        raise ValueError("tailor needs at least one arm")
+        raise UserError("tailor needs at least one arm; add one with +acquisition@acquisition.arms.NAME=NAME")
+    if not ctx.reveals(reveal_within_batch):
+        ctx.need("tailor", "scores")
+    rng, budget, n_classes, scores = ctx.rng, ctx.budget, ctx.n_classes, ctx.scores
     names = list(arms)
     children = rng.spawn(len(names))
-    common = dict(scores=scores, labels=labels, labeled_mask=labeled_mask, n_classes=n_classes, budget=budget,
-                  oracle=None, reveal_within_batch=False, **inputs)
-    proposals = [np.asarray(arms[name](**common, rng=child).indices) for name, child in zip(names, children)]
+    proposals = [np.asarray(arms[name](ctx.replace(rng=child, oracle=None)).indices)
+                 for name, child in zip(names, children)]
     cursor = np.zeros(len(names), dtype=np.int64)
     wins, losses = np.zeros(len(names)), np.zeros(len(names))
-    counts = np.bincount(labels[labeled_mask], minlength=n_classes).astype(np.int64)
+    counts = ctx.class_counts()
     taken: set[int] = set()
     picks, chosen_arm = [], []
     for _ in range(budget):
@@ -52,7 +49,7 @@ def tailor(*, arms: dict[str, Callable[..., Selection]], labels: np.ndarray, lab
         theta = rng.beta(1 + wins[live], 1 + losses[live])
         a = live[int(np.argmax(theta))]
         i = int(proposals[a][cursor[a]])
-        y = int(oracle(np.array([i]))[0]) if reveal_within_batch else int(np.argmax(scores[i]))
+        y = ctx.reveal(i) if ctx.reveals(reveal_within_batch) else int(np.argmax(scores[i]))
         reward = counts[y] * n_classes < counts.sum()  # below the mean count: a minority class
         wins[a] += reward
         losses[a] += 1 - reward

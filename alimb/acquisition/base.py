@@ -1,9 +1,10 @@
-"""What every acquisition function shares: the result type, input checks, tie-broken top-k."""
+"""What every acquisition function shares: the context it reads, the result type, tie-broken top-k."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from alimb.errors import UserError
 
 @dataclass(frozen=True)
 class Selection:
-    """Selected absolute pool indices; the first `n_quota` came from minority-class quotas (or a balancing rule)."""
+    """Selected absolute pool indices; the first `n_quota` filled the MCS family's minority-class quotas (Eq. 3)."""
 
     indices: np.ndarray  # (budget,) int64, absolute into the pool
     n_quota: int = 0
@@ -43,18 +44,95 @@ class Oracle:
         return np.concatenate(self._asked) if self._asked else np.empty(0, dtype=np.int64)
 
 
-def unlabeled_candidates(labeled_mask: np.ndarray, budget: int) -> np.ndarray:
-    """Absolute indices of the unlabeled samples, after checking the budget fits in them."""
-    labeled_mask = np.asarray(labeled_mask, dtype=bool)
-    candidates = np.flatnonzero(~labeled_mask)
-    if int(budget) != budget or budget <= 0:
-        raise UserError(f"acquisition budget must be a positive integer, got {budget}; set al.per_iteration > 0")
-    if budget > candidates.size:
-        raise UserError(
-            f"acquisition budget {budget} exceeds the {candidates.size} unlabeled samples left in the pool; "
-            "lower al.per_iteration or al.iterations"
-        )
-    return candidates
+@dataclass(frozen=True)
+class Context:
+    """Everything the loop knows when an AF selects; read-only (an AF never writes into its arrays: tested).
+
+    An AF is any callable `af(ctx: Context) -> Selection`; its own settings are keyword arguments bound by
+    the config (`_partial_: true`). A composite AF hands its inner AFs this context whole, narrowed with
+    `replace` (a class's candidates, the budget left, the picks already made), never a choice of arguments.
+    """
+
+    labels: np.ndarray  # (n_pool,) true label where labeled, -1 elsewhere: an AF never sees unlabeled labels
+    labeled_mask: np.ndarray  # (n_pool,) bool
+    n_classes: int  # a class may have no labeled sample yet
+    budget: int  # how many samples to select
+    rng: np.random.Generator  # the only source of randomness (ties included)
+    scores: np.ndarray | None = None  # (n_pool, n_classes) probabilities (fine tuning) or SVM decision values
+    features: np.ndarray | None = None  # (n_pool, d) the scheme's feature space (F_g for the SVMs, M_{k-1}'s for FT)
+    fg: np.ndarray | None = None  # (n_pool, d_g) F_g, the pretrained backbone's features, whatever the scheme
+    head: tuple | None = None  # (W (d, n_classes), b (n_classes,)): the scheme's linear last layer over `features`
+    oracle: Oracle | None = None  # labels of samples the AF selects, for `reveal_within_batch`; None: none revealed
+    candidates: np.ndarray | None = None  # absolute indices the AF may pick from (None: every unlabeled sample)
+    picked: np.ndarray | None = None  # chosen earlier in this batch by an enclosing AF: not pickable, covered
+    centers: np.ndarray | None = None  # what a diversity AF counts as covered (None: labeled and picked samples)
+
+    @property
+    def n_pool(self) -> int:
+        return len(self.labeled_mask)
+
+    def replace(self, **changes: Any) -> "Context":
+        return dataclasses.replace(self, **changes)
+
+    def available(self) -> np.ndarray:
+        """(n_pool,) bool: the samples this AF may pick."""
+        mask = ~np.asarray(self.labeled_mask, dtype=bool)
+        if self.picked is not None:
+            mask[self.picked] = False
+        if self.candidates is not None:
+            allowed = np.zeros_like(mask)
+            allowed[self.candidates] = True
+            mask &= allowed
+        return mask
+
+    def pool(self) -> np.ndarray:
+        """Absolute indices of the samples this AF may pick (ascending), after checking the budget fits in them."""
+        candidates = np.flatnonzero(self.available())
+        budget = self.budget
+        if int(budget) != budget or budget <= 0:
+            raise UserError(f"acquisition budget must be a positive integer, got {budget}; set al.per_iteration > 0")
+        if budget > candidates.size:
+            raise UserError(
+                f"acquisition budget {budget} exceeds the {candidates.size} unlabeled samples left in the pool; "
+                "lower al.per_iteration or al.iterations"
+            )
+        return candidates
+
+    def covered(self) -> np.ndarray:
+        """Absolute indices a diversity AF starts from as centers: `centers`, else the labeled and picked samples."""
+        if self.centers is not None:
+            return np.asarray(self.centers, dtype=np.int64)
+        labeled = np.flatnonzero(self.labeled_mask)
+        return labeled if self.picked is None else np.union1d(labeled, self.picked)
+
+    def class_counts(self) -> np.ndarray:
+        """(n_classes,) labeled count per class."""
+        return np.bincount(self.labels[self.labeled_mask], minlength=self.n_classes).astype(np.int64)
+
+    def reveals(self, reveal_within_batch: bool) -> bool:
+        """Whether an AF set to reveal labels within its batch may: only with an oracle (the loop's; a bandit's
+        arms propose without one, and count the predicted class instead)."""
+        return reveal_within_batch and self.oracle is not None
+
+    def reveal(self, i: int) -> int:
+        """The oracle's label of pick i."""
+        return int(self.oracle(np.array([i]))[0])
+
+    def need(self, af: str, *names: str) -> None:
+        """UserError when an input the AF needs is missing (e.g. scores before any model was trained)."""
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise UserError(f"acquisition {af} needs {', '.join(missing)}, which this context does not have")
+
+
+AF = Callable[[Context], Selection]
+
+
+def whole_pool(af: Callable) -> Callable:
+    """Marks an AF that selects over the whole pool (a graph of it): it cannot choose inside one class's
+    candidates, so the MCS family refuses it as `within` before any work (alimb.options)."""
+    af.whole_pool = True
+    return af
 
 
 def top_k(utility: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

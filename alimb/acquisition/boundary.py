@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alimb.acquisition.base import ROW_BLOCK_ELEMENTS, Selection, unlabeled_candidates
+from alimb.acquisition.base import ROW_BLOCK_ELEMENTS, Context, Selection
 
 
 def boundary_distances(h: np.ndarray, weights: np.ndarray, bias: np.ndarray, pair_norms: np.ndarray) -> np.ndarray:
@@ -42,10 +42,11 @@ def boundary_distances(h: np.ndarray, weights: np.ndarray, bias: np.ndarray, pai
     return d
 
 
-def base(*, features: np.ndarray, head: tuple[np.ndarray, np.ndarray], labeled_mask: np.ndarray, budget: int,
-         rng: np.random.Generator, **_) -> Selection:
-    """Per class, its share of the budget from the unlabeled samples closest to its decision boundary."""
-    candidates = unlabeled_candidates(labeled_mask, budget)
+def base(ctx: Context) -> Selection:
+    """Per class, its share of the budget from the candidates closest to its decision boundary."""
+    ctx.need("base", "features", "head")
+    features, head, budget, rng = ctx.features, ctx.head, ctx.budget, ctx.rng
+    candidates = ctx.pool()
     candidates = candidates[rng.permutation(candidates.size)]  # ties: a random order
     weights, bias = (np.asarray(a, dtype=np.float64) for a in head)
     k = weights.shape[1]

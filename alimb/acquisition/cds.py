@@ -22,30 +22,26 @@ Where we had to choose (the sources leave these open or disagree):
 - Step 3 reads the simulated oracle (`reveal_within_batch: true`, the published behaviour); with
   `false` the pick is counted under its predicted class (argmax of the scores) instead.
 - Iterative use: the rule runs within each iteration's budget; iteration 0 is random like every AF's.
-Picks of step 2's balancing branch count as `n_quota`, random ones as auxiliary.
+Picks of step 2's balancing branch are counted in `acquisition_info.n_balancing` (they are no quota picks).
 """
 
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 import torch
 
-from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection
 from alimb.acquisition.kcenter import squared_norms
 from alimb.devices import resolve_device
 
 
-def cds_bal(
-    *, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
-    rng: np.random.Generator, oracle: Callable[[np.ndarray], np.ndarray] | None = None,
-    scores: np.ndarray | None = None, reveal_within_batch: bool = True, device: str = "auto", **_,
-) -> Selection:
+def cds_bal(ctx: Context, *, reveal_within_batch: bool = True, device: str = "auto") -> Selection:
     """WACV 2020's balancing rule in F_g (`fg`: (n_pool, d)), one pick at a time; see the module docstring."""
-    unlabeled = unlabeled_candidates(labeled_mask, budget)
-    if reveal_within_batch and oracle is None:
-        raise ValueError("cds_bal with reveal_within_batch=True needs the oracle (the loop passes it)")
+    reveals = ctx.reveals(reveal_within_batch)
+    ctx.need("cds_bal", "fg", *(() if reveals else ("scores",)))
+    unlabeled = ctx.pool()
+    fg, labels, labeled_mask, n_classes, budget, rng = ctx.fg, ctx.labels, ctx.labeled_mask, ctx.n_classes, ctx.budget, ctx.rng
     candidates = unlabeled[rng.permutation(unlabeled.size)]  # random tie-break: argmin takes the first
     dev = resolve_device(device)
     feats = torch.as_tensor(np.asarray(fg), dtype=torch.float32)
@@ -90,12 +86,13 @@ def cds_bal(
         free[j] = False
         pool.remove(j)
         picked = candidates[j]
-        y = int(oracle(np.array([picked]))[0]) if reveal_within_batch else int(np.argmax(scores[picked]))
+        y = ctx.reveal(picked) if reveals else int(np.argmax(ctx.scores[picked]))
         counts[y] += 1  # the pick's label counts before the next pick, and moves its class centroid
         sums[y] += x[:, j]
         centroids[y] = sums[y] / counts[y]
         dirty.add(y)
-    return Selection(candidates[np.array(balancing + at_random, dtype=np.int64)], n_quota=len(balancing))
+    return Selection(candidates[np.array(balancing + at_random, dtype=np.int64)],
+                     info={"n_balancing": len(balancing)})
 
 
 class _FreeList:

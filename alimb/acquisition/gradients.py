@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alimb.acquisition.base import Selection, as_probabilities, row_blocks, top_k, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection, as_probabilities, row_blocks, top_k
 
 WEIGHT_BLOCK = 1024  # candidates per block of the proposal weights (block sums make a draw O(n / block + block))
 
@@ -78,10 +78,11 @@ class _Centers:
         return np.clip(e.g_sq[idx][:, None] + self.g_sq[lo:hi][None, :] - 2.0 * a_dot * h_dot, 0.0, None)
 
 
-def badge(*, scores: np.ndarray, features: np.ndarray, labeled_mask: np.ndarray, budget: int,
-          rng: np.random.Generator, **_) -> Selection:
-    """k-means++ seeding (D² sampling) on the gradient embeddings of the unlabeled samples."""
-    candidates = unlabeled_candidates(labeled_mask, budget)
+def badge(ctx: Context) -> Selection:
+    """k-means++ seeding (D² sampling) on the gradient embeddings of the candidates."""
+    ctx.need("badge", "scores", "features")
+    scores, features, budget, rng = ctx.scores, ctx.features, ctx.budget, ctx.rng
+    candidates = ctx.pool()
     emb = _Embeddings(scores, features, candidates)
     m = candidates.size
     centers = _Centers(emb, budget)

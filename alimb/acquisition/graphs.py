@@ -22,11 +22,11 @@ differs from the labels there (which would create a new cut).
 
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 
-from alimb.acquisition.base import Selection, row_blocks, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection, row_blocks, whole_pool
+from alimb.errors import UserError
 
 
 def runner_up_gaps(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,19 +117,23 @@ class _Paths:
         return int(best[rng.integers(best.size)]) if best.size > 1 else int(best[0])
 
 
-def galaxy(*, scores: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
-           rng: np.random.Generator, oracle: Callable[[np.ndarray], np.ndarray] | None = None,
-           reveal_within_batch: bool = True, **_) -> Selection:
-    """`budget` sequential GALAXY queries; see the module docstring."""
-    unlabeled_candidates(labeled_mask, budget)
-    if reveal_within_batch and oracle is None:
-        raise ValueError("galaxy with reveal_within_batch=True needs the oracle (the loop passes it)")
-    known = np.where(labeled_mask, labels, -1).astype(np.int64)
+@whole_pool
+def galaxy(ctx: Context, *, reveal_within_batch: bool = True) -> Selection:
+    """`budget` sequential GALAXY queries; see the module docstring. Samples an enclosing AF already picked in
+    this batch (`ctx.picked`) sit on the paths with their predicted class, as if labeled so."""
+    ctx.need("galaxy", "scores")
+    ctx.pool()
+    if ctx.candidates is not None:
+        raise UserError("galaxy bisects paths over the whole pool and cannot choose inside a set of candidates")
+    scores, n_classes, budget, rng = ctx.scores, ctx.n_classes, ctx.budget, ctx.rng
+    known = np.where(ctx.labeled_mask, ctx.labels, -1).astype(np.int64)
+    if ctx.picked is not None and len(ctx.picked):
+        known[ctx.picked] = np.argmax(np.asarray(scores)[ctx.picked], axis=1)
     paths = _Paths(scores, known, rng.permutation(len(known)))
     picks = []
     for _ in range(budget):
         i = paths.query(int(rng.integers(n_classes)), rng)
-        y = int(oracle(np.array([i]))[0]) if reveal_within_batch else int(paths.arg1[i])
+        y = ctx.reveal(i) if ctx.reveals(reveal_within_batch) else int(paths.arg1[i])
         paths.label(i, y)
         picks.append(i)
     return Selection(np.array(picks, dtype=np.int64))

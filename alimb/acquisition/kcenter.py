@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alimb.acquisition.base import Selection, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection
 from alimb.devices import resolve_device
 
 CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of center x candidate distances
@@ -157,10 +157,8 @@ def _plain(feats: torch.Tensor, x: torch.Tensor, candidates: np.ndarray, centers
     return picks
 
 
-def coreset(
-    *, features: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator, device: str = "auto",
-    **_,
-) -> Selection:
-    """k-center greedy over the unlabeled pool with every labeled sample as an initial center."""
-    candidates = unlabeled_candidates(labeled_mask, budget)
-    return Selection(kcenter_greedy(features, candidates, np.flatnonzero(labeled_mask), budget, rng, device))
+def coreset(ctx: Context, *, device: str = "auto", lazy: bool = True) -> Selection:
+    """k-center greedy over the candidates, the covered samples as initial centers (every labeled sample; inside a
+    class of the MCS family, that class's labeled samples: DMCS, Eq. 7)."""
+    ctx.need("coreset", "features")
+    return Selection(kcenter_greedy(ctx.features, ctx.pool(), ctx.covered(), ctx.budget, ctx.rng, device, lazy))

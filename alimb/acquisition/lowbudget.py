@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from alimb.acquisition.base import Selection, unit_rows, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection, unit_rows
 from alimb.acquisition.clustering import kmeans
 
 BLOCK_ELEMENTS = 1 << 22
@@ -54,17 +54,18 @@ def typicality(x: np.ndarray, k_nn: int = 20) -> np.ndarray:
     return out
 
 
-def typiclust(*, fg: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator,
-              max_clusters: int = 500, min_cluster_size: int = 5, k_nn: int = 20, **_) -> Selection:
-    """TypiClust's batch (see the module docstring)."""
-    unlabeled_candidates(labeled_mask, budget)
+def typiclust(ctx: Context, *, max_clusters: int = 500, min_cluster_size: int = 5, k_nn: int = 20) -> Selection:
+    """TypiClust's batch (see the module docstring); only `ctx.available()` samples are picked."""
+    ctx.need("typiclust", "fg")
+    fg, labeled_mask, budget, rng = ctx.fg, np.asarray(ctx.labeled_mask), ctx.budget, ctx.rng
+    ctx.pool()
     x = unit_rows(fg)
     clusters = kmeans(x, min(int(labeled_mask.sum()) + budget, max_clusters, len(x)), rng)
     sizes = np.bincount(clusters)
     taken = np.bincount(clusters[labeled_mask], minlength=sizes.size)
-    free_left = sizes - taken
+    chosen = ~ctx.available()  # labeled, picked earlier in the batch, or outside the candidates
+    free_left = sizes - np.bincount(clusters[chosen], minlength=sizes.size)
     order = rng.permutation(len(x))  # ties between samples
-    chosen = labeled_mask.copy()
     picks = []
     scores: dict[int, np.ndarray] = {}
     while len(picks) < budget:
@@ -109,16 +110,18 @@ def ball_graph(x: np.ndarray, rows: np.ndarray, delta: float) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(rows.size, len(x)))
 
 
-def probcover(*, fg: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int, rng: np.random.Generator,
-              delta: float | None = None, purity: float = 0.95, purity_sample: int = 2000, **_) -> Selection:
+def probcover(ctx: Context, *, delta: float | None = None, purity: float = 0.95,
+              purity_sample: int = 2000) -> Selection:
     """ProbCover's batch (see the module docstring)."""
-    candidates = unlabeled_candidates(labeled_mask, budget)
+    ctx.need("probcover", "fg")
+    fg, n_classes, budget, rng = ctx.fg, ctx.n_classes, ctx.budget, ctx.rng
+    candidates = ctx.pool()
     x = unit_rows(fg)
     if delta is None:
         rows = rng.choice(len(x), min(len(x), purity_sample), replace=False)
         delta = purity_delta(x, kmeans(x, n_classes, rng), purity, rows)
     covered = np.zeros(len(x), dtype=bool)
-    labeled = np.flatnonzero(labeled_mask)
+    labeled = ctx.covered()
     if labeled.size:
         covered[ball_graph(x, labeled, delta).indices] = True
     balls = ball_graph(x, candidates, delta)  # (m, n)

@@ -4,12 +4,9 @@ auxiliary AF for the budget left."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from alimb.acquisition.base import Selection, margin_of, per_row, top_k, unlabeled_candidates
-from alimb.acquisition.kcenter import kcenter_greedy
+from alimb.acquisition.base import AF, Context, Selection, per_row
 
 
 def minority_quotas(class_counts: np.ndarray) -> np.ndarray:
@@ -54,63 +51,37 @@ def allocate(quotas: np.ndarray, candidates: np.ndarray, budget: int) -> np.ndar
     return taken
 
 
-def certain(candidates: np.ndarray, k: int, *, scores: np.ndarray, rng: np.random.Generator, **_) -> np.ndarray:
-    """CMCS (Eq. 5): the k candidates of largest margin."""
-    return top_k(per_row(margin_of, scores, candidates), candidates, k, rng)
+def minority_sampling(ctx: Context, *, within: AF, auxiliary: AF) -> Selection:
+    """Fill minority-class quotas from samples predicted as those classes with `within`, the rest with `auxiliary`.
 
-
-def uncertain(candidates: np.ndarray, k: int, *, scores: np.ndarray, rng: np.random.Generator, **_) -> np.ndarray:
-    """UMCS (Eq. 6): the k candidates of smallest margin."""
-    return top_k(-per_row(margin_of, scores, candidates), candidates, k, rng)
-
-
-def diverse(
-    candidates: np.ndarray, k: int, *, features: np.ndarray, centers: np.ndarray, rng: np.random.Generator,
-    device: str = "auto", lazy: bool = True, **_,
-) -> np.ndarray:
-    """DMCS (Eq. 7): k-center greedy inside the candidates, the class's labeled samples as centers."""
-    return kcenter_greedy(features, candidates, centers, k, rng, device, lazy)
-
-
-def minority_sampling(
-    *,
-    scores: np.ndarray,
-    features: np.ndarray | None = None,
-    labels: np.ndarray,
-    labeled_mask: np.ndarray,
-    budget: int,
-    rng: np.random.Generator,
-    within: Callable[..., np.ndarray],
-    auxiliary: Callable[..., Selection],
-    **_,
-) -> Selection:
-    """Fill minority-class quotas from samples predicted as those classes, the rest with `auxiliary`."""
-    unlabeled = unlabeled_candidates(labeled_mask, budget)
-    n_classes = scores.shape[1]
-    quotas = minority_quotas(np.bincount(labels[labeled_mask], minlength=n_classes))
-    predicted = per_row(lambda s: np.argmax(s, axis=1), scores, unlabeled)  # Eq. 4: D^U(c), predicted as c
-    take = allocate(quotas, np.bincount(predicted, minlength=n_classes), budget)
+    `within` chooses m_c of class c's candidates D^U(c) (Eq. 4) from the context narrowed to them, with the
+    class's labeled samples as what is covered: `margin` is UMCS (Eq. 6), `certain` CMCS (Eq. 5), `coreset` DMCS
+    (Eq. 7). `auxiliary` fills the budget left from the rest of the pool, the quota picks marked as picked.
+    """
+    ctx.need("minority_sampling", "scores")
+    unlabeled = ctx.pool()
+    quotas = minority_quotas(ctx.class_counts())
+    predicted = per_row(lambda s: np.argmax(s, axis=1), ctx.scores, unlabeled)  # Eq. 4: D^U(c), predicted as c
+    take = allocate(quotas, np.bincount(predicted, minlength=ctx.n_classes), ctx.budget)
     picked: list[np.ndarray] = []
     for c in np.flatnonzero(take):
         candidates = unlabeled[predicted == c]
         if candidates.size == take[c]:
             picked.append(candidates)
         else:
-            centers = np.flatnonzero(labeled_mask & (labels == c))
-            picked.append(within(candidates, int(take[c]), scores=scores, features=features, centers=centers, rng=rng))
+            centers = np.flatnonzero(ctx.labeled_mask & (ctx.labels == c))
+            inside = ctx.replace(candidates=candidates, budget=int(take[c]), centers=centers)
+            picked.append(np.asarray(within(inside).indices, dtype=np.int64))
     quota_picks = np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
-    return complete(quota_picks, auxiliary, scores=scores, features=features, labels=labels,
-                    labeled_mask=labeled_mask, budget=budget, rng=rng, quota_requested=int(quotas.sum()))
+    return complete(ctx, quota_picks, auxiliary, quota_requested=int(quotas.sum()))
 
 
-def complete(quota_picks: np.ndarray, auxiliary: Callable[..., Selection], *, labeled_mask: np.ndarray, budget: int,
-             quota_requested: int = 0, **inputs) -> Selection:
+def complete(ctx: Context, quota_picks: np.ndarray, auxiliary: AF, quota_requested: int = 0) -> Selection:
     """The quota picks, then `auxiliary` over the rest of the pool for the budget they leave."""
-    rest = budget - quota_picks.size
+    rest = ctx.budget - quota_picks.size
     if rest == 0:
         return Selection(quota_picks, n_quota=quota_picks.size, quota_requested=quota_requested)
-    taken = labeled_mask.copy()
-    taken[quota_picks] = True
-    fill = auxiliary(labeled_mask=taken, budget=rest, **inputs)
+    picked = quota_picks if ctx.picked is None else np.union1d(ctx.picked, quota_picks)
+    fill = auxiliary(ctx.replace(budget=rest, picked=picked))
     return Selection(np.concatenate([quota_picks, fill.indices]), n_quota=quota_picks.size,
-                     quota_requested=quota_requested)
+                     quota_requested=quota_requested, info=fill.info)

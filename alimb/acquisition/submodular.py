@@ -22,17 +22,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alimb.acquisition.base import Selection, unit_rows, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection, unit_rows
 from alimb.acquisition.minority import minority_quotas
 
 BLOCK_ELEMENTS = 1 << 22
 HOLD_ELEMENTS = 1 << 26  # Q x candidates similarities held up to 256 MiB of float32, recomputed beyond
 
 
-def flqmi(*, fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray, n_classes: int, budget: int,
-          rng: np.random.Generator, eta: float = 1.0, **_) -> Selection:
+def flqmi(ctx: Context, *, eta: float = 1.0) -> Selection:
     """Greedy FLQMI with the minority classes' labeled samples as the query set (see the module docstring)."""
-    candidates = unlabeled_candidates(labeled_mask, budget)
+    ctx.need("flqmi", "fg")
+    fg, labels, labeled_mask, n_classes, budget, rng = ctx.fg, ctx.labels, ctx.labeled_mask, ctx.n_classes, ctx.budget, ctx.rng
+    candidates = ctx.pool()
     candidates = candidates[rng.permutation(candidates.size)]  # ties: the first in a random order
     minority = np.flatnonzero(minority_quotas(np.bincount(labels[labeled_mask], minlength=n_classes)) > 0)
     query = np.flatnonzero(labeled_mask & np.isin(labels, minority))

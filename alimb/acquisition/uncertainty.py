@@ -6,23 +6,24 @@ from typing import Callable
 
 import numpy as np
 
-from alimb.acquisition.base import Selection, as_probabilities, margin_of, per_row, top_k, unlabeled_candidates
+from alimb.acquisition.base import Context, Selection, as_probabilities, margin_of, per_row, top_k
 
 
-def random(*, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator, **_) -> Selection:
+def random(ctx: Context) -> Selection:
     """`budget` unlabeled samples chosen uniformly at random."""
-    candidates = unlabeled_candidates(labeled_mask, budget)
-    return Selection(rng.choice(candidates, size=budget, replace=False))
+    return Selection(ctx.rng.choice(ctx.pool(), size=ctx.budget, replace=False))
 
 
-def _most_uncertain(uncertainty: Callable[[np.ndarray], np.ndarray]):
-    """An AF that takes the `budget` unlabeled samples of largest `uncertainty(scores)`."""
+def _largest(utility: Callable[[np.ndarray], np.ndarray], name: str, doc: str):
+    """An AF that takes the `budget` candidates of largest `utility(scores)`."""
 
-    def select(*, scores: np.ndarray, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator, **_):
-        candidates = unlabeled_candidates(labeled_mask, budget)
-        return Selection(top_k(per_row(uncertainty, scores, candidates), candidates, budget, rng))
+    def select(ctx: Context) -> Selection:
+        ctx.need(name, "scores")
+        candidates = ctx.pool()
+        return Selection(top_k(per_row(utility, ctx.scores, candidates), candidates, ctx.budget, ctx.rng))
 
-    select.__doc__ = f"The `budget` unlabeled samples of largest {uncertainty.__name__}."
+    select.__name__ = select.__qualname__ = name
+    select.__doc__ = doc
     return select
 
 
@@ -42,9 +43,7 @@ def least_confidence_of(scores: np.ndarray) -> np.ndarray:
     return 1.0 - as_probabilities(scores).max(axis=1)
 
 
-margin = _most_uncertain(negative_margin)
-margin.__name__ = "margin"
-entropy = _most_uncertain(entropy_of)
-entropy.__name__ = "entropy"
-least_confidence = _most_uncertain(least_confidence_of)
-least_confidence.__name__ = "least_confidence"
+margin = _largest(negative_margin, "margin", "The `budget` candidates of smallest margin (UMCS's Eq. 6 inside a class).")
+certain = _largest(margin_of, "certain", "The `budget` candidates of largest margin (CMCS's Eq. 5 inside a class).")
+entropy = _largest(entropy_of, "entropy", "The `budget` candidates of largest entropy.")
+least_confidence = _largest(least_confidence_of, "least_confidence", "The `budget` candidates of least confidence.")

@@ -7,7 +7,6 @@ import torch
 from sklearn.svm import LinearSVC
 
 from alimb.devices import resolve_device
-from alimb.errors import UserError
 from alimb.schemes import Inputs
 from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge
 
@@ -27,10 +26,6 @@ class LinearSVMScheme:
         warm_start: bool = True,
         device: str = "auto",
     ):
-        if class_weight not in (None, "balanced"):
-            raise UserError(f"scheme.class_weight must be null or balanced, got {class_weight}")
-        if solver not in ("torch", "liblinear"):
-            raise UserError(f"scheme.solver must be torch or liblinear, got {solver}")
         self.C, self.class_weight, self.solver, self.tol, self.max_iter = C, class_weight, solver, tol, max_iter
         self.warm_start, self.device = warm_start, resolve_device(device)
         self.coef: np.ndarray | None = None  # (d, K)

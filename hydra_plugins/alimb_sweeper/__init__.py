@@ -1,8 +1,9 @@
-"""alimb's sweeper: Hydra's basic sweeper, except that one job's failure never stops the others,
-and that combinations of the cartesian product can be left out.
+"""alimb's sweeper, on Hydra's public plugin API (`hydra.plugins.sweeper.Sweeper`): the cartesian product of
+the sweep overrides (as Hydra's basic sweeper), except that one job's failure never stops the others, and that
+combinations can be left out.
 
-A failed job (one that returned `alimb.sweep.JobFailure`, or raised) is collected; once every job
-ran, one line per failed job goes to stderr and the sweep exits with status 1.
+A failed job (one that returned `alimb.sweep.JobFailure`, or raised) is collected; once every job ran, one
+line per failed job goes to stderr and the sweep exits with status 1.
 
 `hydra.sweeper.exclude`: a list of rules `{key: value or [values], ...}`; a job matching every key of a
 rule is not run (e.g. Fig. 5 runs the plain schemes with random only).
@@ -10,22 +11,30 @@ rule is not run (e.g. Fig. 5 runs the plain schemes with random only).
 
 from __future__ import annotations
 
+import itertools
 import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import HydraException
+from hydra.plugins.sweeper import Sweeper
 from omegaconf import Container, OmegaConf
 
 from alimb.sweep import JobFailure
 
 
 def _failure(job: JobReturn) -> JobFailure | None:
-    """The job's failure, if it failed; a job that raised becomes a completed one returning its JobFailure."""
-    run_dir = str(job.hydra_cfg.hydra.runtime.output_dir) if job.hydra_cfg is not None else "?"
+    """The job's failure, if it failed (returned a JobFailure, or raised)."""
     if job.status == JobStatus.FAILED:
-        err = job._return_value
-        job.status, job.return_value = JobStatus.COMPLETED, JobFailure(run_dir, f"{type(err).__name__}: {err}")
+        run_dir = str(job.hydra_cfg.hydra.runtime.output_dir) if job.hydra_cfg is not None else "?"
+        try:
+            job.return_value  # raises the job's exception: the public way to read it
+        except Exception as err:  # noqa: BLE001
+            return JobFailure(run_dir, f"{type(err).__name__}: {err}")
     return job.return_value if isinstance(job.return_value, JobFailure) else None
 
 
@@ -38,40 +47,58 @@ def _matches(job: List[str], rule: Dict[str, Any]) -> bool:
     )
 
 
-class AlimbSweeper(BasicSweeper):
+def cartesian(overrides: List[Override]) -> List[List[str]]:
+    """Every job of the sweep: one `key=value` per override key, the product of the sweep overrides' values."""
+    per_key: Dict[str, List[str]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                raise HydraException(f"alimb's sweeper takes lists of values (a,b,c), not {override.input_line}")
+            per_key[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            per_key[key] = [f"{key}={override.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*per_key.values())]
+
+
+class AlimbSweeper(Sweeper):
     """Every job runs, whatever the others do; the failed ones are listed at the end (exit status 1)."""
 
-    def __init__(self, max_batch_size: Optional[int], params: Optional[Dict[str, str]] = None,
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
                  exclude: Optional[List[Dict[str, Any]]] = None) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
+        super().__init__()
         rules = OmegaConf.to_container(exclude) if isinstance(exclude, Container) else exclude  # Hydra passes its own
         self.exclude = [dict(rule) for rule in (rules or [])]
+        self.max_batch_size, self.params = max_batch_size, dict(params or {})
 
-    def split_arguments(self, overrides: Any, max_batch_size: Optional[int]) -> List[List[List[str]]]:
-        """Hydra's cartesian product in batches, less the jobs an exclude rule matches."""
-        batches = BasicSweeper.split_arguments(overrides, max_batch_size)
-        kept = [[job for job in batch if not any(_matches(job, rule) for rule in self.exclude)] for batch in batches]
-        return [batch for batch in kept if batch]
+    def split_arguments(self, overrides: List[Override], max_batch_size: Optional[int]) -> List[List[List[str]]]:
+        """The cartesian product in batches of `max_batch_size`, less the jobs an exclude rule matches."""
+        jobs = [job for job in cartesian(overrides) if not any(_matches(job, rule) for rule in self.exclude)]
+        size = max_batch_size if max_batch_size and max_batch_size > 0 else max(1, len(jobs))
+        return [jobs[i:i + size] for i in range(0, len(jobs), size)]
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.failures: List[JobFailure] = []
-        self.n_jobs = 0
-        launch = self.launcher.launch
-
-        def launch_collecting(job_overrides, initial_job_idx):
-            results = launch(job_overrides, initial_job_idx=initial_job_idx)
-            self.n_jobs += len(results)
-            self.failures += [f for f in map(_failure, results) if f is not None]
-            return results
-
-        self.launcher.launch = launch_collecting
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
-        returns = super().sweep(arguments)
-        if self.failures:
-            print(f"alimb: {len(self.failures)} of {self.n_jobs} jobs failed:", file=sys.stderr)
-            for failure in self.failures:
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        failures: List[JobFailure] = []
+        returns, n_jobs = [], 0
+        for batch in self.split_arguments(overrides, self.max_batch_size):
+            self.validate_batch_is_legal(batch)  # composition errors before any job of the batch runs
+            results = self.launcher.launch(batch, initial_job_idx=n_jobs)
+            n_jobs += len(results)
+            failures += [f for f in map(_failure, results) if f is not None]
+            returns.append(results)
+        if failures:
+            print(f"alimb: {len(failures)} of {n_jobs} jobs failed:", file=sys.stderr)
+            for failure in failures:
                 print(f"alimb: failed: {failure.run_dir}: {failure.message}", file=sys.stderr)
             sys.exit(1)
         return returns

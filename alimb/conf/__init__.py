@@ -1,0 +1,1 @@
+"""The packaged config tree (Hydra finds it as pkg://alimb.conf)."""
