@@ -26,11 +26,10 @@ import numpy as np
 import torch
 
 import alimb  # noqa: F401 - registers torchvision's op schemas before anything imports torchvision
-from alimb.acquisition import kcenter, minority_sampling
-from alimb.acquisition.minority import diverse
+from alimb.acquisition import Context, coreset, kcenter, minority_sampling
 from alimb.acquisition.uncertainty import random as random_af
 from alimb.devices import describe_machine
-from alimb.records import read_records
+from alimb.state import RunDir
 from alimb.schemes.linear_svm import balanced_class_weights, svm_objective
 from alimb.schemes.svm import LinearSVMScheme
 
@@ -125,9 +124,9 @@ def check_dmcs(device: str, quick: bool) -> dict:
     mask[rng.choice(n, labeled, replace=False)] = True
 
     def run(dev: str, eager: bool) -> np.ndarray:
-        sel = minority_sampling(scores=scores, features=features, labels=np.where(mask, y, -1), labeled_mask=mask,
-                                budget=budget, rng=np.random.default_rng(2),
-                                within=partial(diverse, device=dev, lazy=not eager), auxiliary=random_af)
+        ctx = Context(scores=scores, features=features, labels=np.where(mask, y, -1), labeled_mask=mask, n_classes=c,
+                      budget=budget, rng=np.random.default_rng(2))
+        sel = minority_sampling(ctx, within=partial(coreset, device=dev, lazy=not eager), auxiliary=random_af)
         return sel.indices
 
     picks, reference = run(device, False), run("cpu", device == "cpu")
@@ -142,9 +141,9 @@ def alimb(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
                           timeout=timeout, env=env)
 
 
-def records(run_dir: Path) -> list[dict]:
+def records(run_dir: Path) -> list:
     """The run's records less their timings (what must be identical across a resume)."""
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in read_records(run_dir)]
+    return [r.without_timings() for r in RunDir(run_dir).records()]
 
 
 def run_check(out: Path, name: str, *args: str) -> dict:
@@ -156,7 +155,7 @@ def run_check(out: Path, name: str, *args: str) -> dict:
         summary = json.loads((run_dir / "summary.json").read_text())
         detail.update(final_accuracy=summary["final_accuracy"], auc=summary["auc"],
                       switch_iteration=summary.get("switch_iteration"),
-                      train_seconds=sum(r["seconds"]["train"] for r in read_records(run_dir)))
+                      train_seconds=sum(r.seconds["train"] for r in RunDir(run_dir).records()))
     else:
         detail["stderr_tail"] = proc.stderr[-1500:]
     return detail
