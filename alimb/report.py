@@ -349,8 +349,8 @@ def log_to_wandb(written: dict, out: Path, project: str) -> None:
     from alimb.wandb_logger import WandbLogger
 
     logger = WandbLogger(project=project, dir=str(out / "wandb"))
-    logger.start({"report": str(out)}, name=f"report/{out.name}", group="report", tags=["report"], run_dir=out,
-                 job_type="report")
+    logger.start({"report": str(out)}, name=f"report/{out.name}", group="report", tags=["report"],
+                 id_file=out / "wandb_id", job_type="report", default_dir=out)
     if logger.run is not None:
         logger.run.log({f.stem: wandb.Image(str(f)) for f in written["figures"] if f.suffix == ".png"})
         logger.run.log({"results": wandb.Table(dataframe=pd.read_csv(out / "results.csv"))})

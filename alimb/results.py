@@ -28,7 +28,8 @@ from alimb.state import RunDir, find
 
 log = logging.getLogger(__name__)
 AXES = ("name", "dataset", "imbalance", "acquisition", "scheme")  # name: the experiment
-SCALARS = SCALAR_FIELDS  # every scalar field of alimb.records.Record is a column
+# every scalar field of alimb.records.Record is a column; `scheme` is already one of the axes (the same value)
+SCALARS = tuple(name for name in SCALAR_FIELDS if name not in AXES)
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:

@@ -33,10 +33,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alimb.acquisition import coreset, margin, minority_sampling, random
+from functools import partial
+
+from alimb.acquisition import Context, Oracle, coreset, margin, minority_sampling, random
 from alimb.acquisition.kcenter import kcenter_greedy
-from alimb.acquisition.minority import diverse
 from alimb.devices import describe_machine
+
+
+def context(seed: int = 0, **inputs) -> Context:
+    """The AF context of one selection, with a fresh generator."""
+    return Context(rng=np.random.default_rng(seed), **inputs)
 
 
 def timed(fn, *args, **kwargs):
@@ -129,7 +135,6 @@ def build_af(name: str):
 
 def every_af(only: list[str] | None = None) -> dict:
     """Every conf/acquisition option on the paper's size; time vs coreset's."""
-    from alimb.acquisition import Oracle
     from alimb.run import CONFIG_DIR
     from alimb.schemes.svm import LinearSVMScheme
 
@@ -145,7 +150,7 @@ def every_af(only: list[str] | None = None) -> dict:
     times = {}
     for name in ["coreset", *[m for m in names if m != "coreset"]]:
         af = build_af(name)
-        sel, seconds = timed(af, **inputs, rng=np.random.default_rng(0), oracle=Oracle(y))
+        sel, seconds = timed(af, context(**inputs, oracle=Oracle(y)))
         times[name] = {"seconds": seconds, **({"info": sel.info} if sel.info else {})}
     for name in times:
         times[name]["ratio_to_coreset"] = times[name]["seconds"] / times["coreset"]["seconds"]
@@ -162,8 +167,6 @@ def nearest_mean_head(x: np.ndarray, y: np.ndarray, mask: np.ndarray, c: int) ->
 
 def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 1_281_167, labeled: int = 10_000,
              picks: int = 10_000) -> dict:
-    from alimb.acquisition import Oracle
-
     d, c = 512, 1000
     x, y = pool_data(n, d, c)
     mask = np.zeros(n, dtype=bool)
@@ -181,7 +184,7 @@ def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 
         box = {}
 
         def call():
-            box["sel"], box["seconds"] = timed(af, **inputs, rng=np.random.default_rng(0), oracle=Oracle(y))
+            box["sel"], box["seconds"] = timed(af, context(**inputs, oracle=Oracle(y)))
 
         grew = peak_memory_growth(call)
         report["afs"][name] = {"seconds": box["seconds"], "peak_rss_growth_bytes": grew,
@@ -244,8 +247,9 @@ def main() -> None:
 
     # 1. coreset as users run it (lazy), and the plain algorithm; the plain pick loop alone is a
     #    `picks`-pick call minus a 1-pick call
-    kw = dict(features=x, labeled_mask=mask, device=str(device))
-    coreset(**kw, rng=np.random.default_rng(0), budget=1)  # warm-up
+    kw = dict(features=x, labeled_mask=mask, labels=np.where(mask, y, -1), n_classes=100)
+    run_coreset = partial(coreset, device=str(device))
+    run_coreset(context(**kw, budget=1))  # warm-up
     plain = dict(lazy=False)
     _, t_one_plain = timed(kcenter_greedy, x, cand, centers, 1, np.random.default_rng(0), device, **plain)
     plain_picks, t_all_plain = timed(kcenter_greedy, x, cand, centers, args.picks, np.random.default_rng(0), device,
@@ -254,7 +258,7 @@ def main() -> None:
     loop_bytes = args.picks * m * (d + 2) * 4  # every pick reads the (d, m) candidates, their norms, the minima
     bandwidth = read_bandwidth(m * d * 4, device)
     bound = loop_bytes / bandwidth
-    sel, t_all = timed(coreset, **kw, rng=np.random.default_rng(0), budget=args.picks)
+    sel, t_all = timed(run_coreset, context(**kw, budget=args.picks))
     lazy_picks = kcenter_greedy(x, cand, centers, args.picks, np.random.default_rng(0), device)
     report["coreset"] = {
         "seconds_total": t_all, "plain_seconds_total": t_all_plain, "plain_seconds_setup": t_one_plain,
@@ -276,11 +280,11 @@ def main() -> None:
 
     # peak memory
     if device.type == "cpu":
-        grew = peak_memory_growth(lambda: coreset(**kw, rng=np.random.default_rng(0), budget=args.picks))
+        grew = peak_memory_growth(lambda: run_coreset(context(**kw, budget=args.picks)))
     else:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        coreset(**kw, rng=np.random.default_rng(0), budget=args.picks)
+        run_coreset(context(**kw, budget=args.picks))
         grew = torch.cuda.max_memory_allocated() - base
     report["memory"] = {
         "pool_bytes": n * d * 4, "coreset_peak_rss_growth_bytes": grew,
@@ -296,9 +300,9 @@ def main() -> None:
     scores = svm.scores(x)
     known = np.where(mask, y, -1)
     args_af = dict(scores=scores, features=x, labels=known, labeled_mask=mask, n_classes=100, budget=args.picks)
-    dm, t_dmcs = timed(minority_sampling, **args_af, rng=np.random.default_rng(0), within=diverse, auxiliary=random)
-    _, t_core = timed(coreset, **args_af, rng=np.random.default_rng(0))
-    _, t_margin = timed(margin, **args_af, rng=np.random.default_rng(0))
+    dm, t_dmcs = timed(minority_sampling, context(**args_af), within=coreset, auxiliary=random)
+    _, t_core = timed(coreset, context(**args_af))
+    _, t_margin = timed(margin, context(**args_af))
     report["dmcs_rand"] = {
         "seconds": t_dmcs, "coreset_seconds": t_core, "ratio_to_coreset": t_dmcs / t_core,
         "n_quota": dm.n_quota, "n_auxiliary": dm.n_auxiliary, "margin_seconds": t_margin,

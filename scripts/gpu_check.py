@@ -141,9 +141,9 @@ def alimb(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
                           timeout=timeout, env=env)
 
 
-def records(run_dir: Path) -> list:
+def records(run_dir: Path) -> list[dict]:
     """The run's records less their timings (what must be identical across a resume)."""
-    return [r.without_timings() for r in RunDir(run_dir).records()]
+    return [r.without_timings().to_dict() for r in RunDir(run_dir).records()]
 
 
 def run_check(out: Path, name: str, *args: str) -> dict:

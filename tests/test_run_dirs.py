@@ -84,7 +84,7 @@ def test_the_run_log_gives_up_quietly_where_it_cannot_be_written(tmp_path, capsy
 
 
 def test_a_held_directory_is_refused_at_once_and_left_untouched(make_cfg, tmp_path):
-    with state.claim(tmp_path):
+    with state.RunDir(tmp_path).claim():
         before = snapshot(tmp_path)
         with pytest.raises(state.RunDirBusy, match=r"is in use by pid \d+ on .*; wait for it"):
             run_experiment(make_cfg(*SMALL), tmp_path)
@@ -105,8 +105,8 @@ def test_records_are_standard_json_with_null_for_undefined_metrics(make_cfg, tmp
 
 def test_a_failure_marker_never_sits_beside_a_summary(tmp_path):
     (tmp_path / "summary.json").write_text("{}")
-    state.mark_failed(tmp_path, "boom")
+    state.RunDir(tmp_path).mark_failed("boom")
     assert not (tmp_path / "error.txt").exists()
     (tmp_path / "summary.json").unlink()
-    state.mark_failed(tmp_path, "boom\n")
+    state.RunDir(tmp_path).mark_failed("boom\n")
     assert (tmp_path / "error.txt").read_text() == "boom\n"
