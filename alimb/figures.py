@@ -7,9 +7,13 @@ name the dataset, the imbalance and the budget.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from alimb.summary import Group, is_paper_method, penalty_matrix
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000"]
 BASELINES = {  # af -> (colour, line style): random is the black reference line
@@ -25,10 +29,6 @@ METRICS = {  # metric -> (file stem, y label)
     "labeled_ir": ("labeled_ir", "labeled-set ir (std / mean)"),
     "classes_discovered": ("class_discovery", "classes with ≥ 1 label"),
 }
-
-
-def is_paper_method(af: str) -> bool:
-    return af.split(" ")[0].endswith(("mcs_rand", "mcs_marg"))
 
 
 def style(af: str) -> dict:
@@ -123,3 +123,86 @@ def penalty_heatmap(matrix: np.ndarray, names: list[str], out: Path, stem: str, 
     ax.set_ylabel("wins (row)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of budget points, p < 0.05")
     return _write(fig, out, stem)
+
+
+def plot_panels(groups: list[Group], out: Path) -> list[Path]:
+    """Per (experiment, dataset, imbalance): one figure per metric (accuracy, minority recall, labeled ir, class
+    discovery) with a panel per scheme, and a scheme comparison when several schemes ran."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    by_panel: dict[tuple, list[Group]] = defaultdict(list)
+    for g in groups:
+        if g.complete:
+            by_panel[g.key[:3]].append(g)
+    for (name, dataset, imbalance), members in sorted(by_panel.items()):
+        schemes = sorted({g.key[4] for g in members})
+        tag = f"{dataset}_{imbalance}" if name == "default" else f"{name}_{dataset}_{imbalance}"
+        crowded = len(members) / len(schemes) > 5
+        for metric, (stem, ylabel) in METRICS.items():
+            fig, axes = panels(plt, len(schemes), ylabel)
+            for ax, scheme in zip(axes, schemes):
+                here = sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.label)
+                for g in here:
+                    draw(ax, g, metric, g.label, crowded)
+                ax.set_title(title(dataset, imbalance, here[0].budget(), scheme), fontsize=9)
+            written += save(fig, out, f"{stem}_{tag}")
+        if len(schemes) > 1:
+            fig, axes = panels(plt, 1, "accuracy (mean per-class)")
+            lines = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
+            for g in sorted(members, key=lambda g: (g.key[4], g.label)):
+                draw(axes[0], g, "accuracy", f"{g.label} {g.key[4]}", True, lines[g.key[4]])
+            axes[0].set_title(title(dataset, imbalance, members[0].budget(), "schemes"), fontsize=9)
+            written += save(fig, out, f"schemes_{tag}")
+    return written
+
+
+def plot_declared(groups: list[Group], layouts: dict[str, dict], out: Path) -> list[Path]:
+    """The figures each experiment declares (`report.figures` in its YAML, e.g. conf/experiment/paper/fig1.yaml):
+    one panel per (dataset, imbalance), shared y-axis; `lines: scheme` draws scheme x AF with a line style per
+    scheme, else one line per AF with a `*` at the switch."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    for name, layout in sorted(layouts.items()):
+        members = [g for g in groups if g.key[0] == name and g.complete]
+        if not members:
+            continue
+        where = sorted({g.key[1:3] for g in members})
+        by_scheme = layout.get("lines") == "scheme"
+        lines = dict(zip(sorted({g.key[4] for g in members}), ["-", "--", ":", "-."] * 4))
+        for plan in layout.get("figures", []):
+            fig, axes = panels(plt, len(where), plan["ylabel"])
+            for ax, (dataset, imbalance) in zip(axes, where):
+                here = sorted((g for g in members if g.key[1:3] == (dataset, imbalance)), key=lambda g: g.key[3:])
+                for g in here:
+                    if by_scheme:
+                        draw(ax, g, plan["metric"], f"{g.label} {g.key[4]}", True, lines[g.key[4]])
+                    else:
+                        draw(ax, g, plan["metric"], g.label, len(here) > 5)
+                ax.set_title(title(dataset, imbalance, here[0].budget()), fontsize=9)
+            written += save(fig, out, plan["file"])
+    return written
+
+
+def penalty_matrices(groups: list[Group], out: Path) -> list[Path]:
+    """Ash et al.'s pairwise-penalty matrix per setting with 2+ AFs: for each pair, the fraction of budget
+    points where one AF's accuracy is significantly higher (paired t-test over common seeds, p < 0.05)."""
+    written = []
+    by_setting: dict[str, list[Group]] = defaultdict(list)
+    for g in groups:
+        if len(g.complete) >= 2:
+            by_setting[g.setting].append(g)
+    for members in by_setting.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda g: g.label)
+        matrix = penalty_matrix(members)
+        names = [g.label for g in members]
+        name, dataset, imbalance, _, scheme, variant = members[0].key
+        stem = f"penalty_{'' if name == 'default' else name + '_'}{dataset}_{imbalance}_{scheme}"
+        pd.DataFrame(matrix, index=names, columns=names).to_csv(out / f"{stem}.csv")
+        heading = title(dataset, imbalance, members[0].budget(), scheme)
+        written += penalty_heatmap(matrix, names, out, stem, heading)
+    return written
+

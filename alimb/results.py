@@ -24,7 +24,7 @@ import pandas as pd
 
 from alimb.errors import UserError
 from alimb.records import SCALAR_FIELDS
-from alimb.state import RunDir, find
+from alimb.state import RunDir, find, identity
 
 log = logging.getLogger(__name__)
 AXES = ("name", "dataset", "imbalance", "acquisition", "scheme")  # name: the experiment
@@ -90,6 +90,8 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
             run = _read_run(run_dir)
             if run is None:
                 continue
+            run["layout"] = run["config"].get("report")
+            run["config"] = identity(run["config"])  # the figures an experiment declares are not what it ran
             run["identity"] = _digest(run["config"])
             run["fingerprint"] = _digest({k: v for k, v in run["config"].items() if k != "seed"})
             run["setting"] = _digest({k: v for k, v in run["config"].items() if k not in ("seed", "acquisition")})
@@ -109,4 +111,6 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
                          "class_counts": counts, "per_class_accuracy": record.per_class_accuracy})
     columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, "classes_discovered", "n_classes",
                "class_counts", "per_class_accuracy"]
-    return pd.DataFrame(rows, columns=columns)
+    df = pd.DataFrame(rows, columns=columns)
+    df.attrs["layouts"] = {run["axes"][0]: run["layout"] for run in runs if run["layout"]}  # experiment -> figures
+    return df

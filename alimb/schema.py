@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, ValidationInfo
 
 from alimb.errors import UserError
 
@@ -198,13 +198,19 @@ class FineTune(Node):
 
 
 class Switch(Node):
-    transfer: dict
-    finetune: dict
-    transfer_name: str
-    finetune_name: str
+    schemes: Annotated[dict[str, dict], Field(min_length=2)]
+    start: str
     sticky: bool
     holdout: Fraction
     folds: Positive
+
+    @field_validator("start")
+    @classmethod
+    def _one_of_them(cls, value: str, info: ValidationInfo) -> str:
+        schemes = info.data.get("schemes") or {}
+        if value not in schemes:
+            raise ValueError(f"not one of the switch's schemes ({', '.join(schemes)})")
+        return value
 
 
 # ---- backbone, trainer, logger ----
@@ -268,6 +274,31 @@ class AL(Node):
     per_iteration: Positive
 
 
+class Figure(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    file: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]  # the stem of the .pdf / .png
+    metric: str
+    ylabel: str
+
+    @field_validator("metric")
+    @classmethod
+    def _a_metric(cls, value: str) -> str:
+        from alimb.records import SCALAR_FIELDS
+
+        known = [*SCALAR_FIELDS, "classes_discovered"]
+        if value not in known:
+            raise ValueError(f"not a metric of the records; one of {', '.join(known)}")
+        return value
+
+
+class ReportLayout(BaseModel):
+    """How alimb-report draws an experiment (its YAML's `report:`): figures, and whether lines follow the scheme."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    figures: list[Figure] = []
+    lines: Optional[Literal["scheme"]] = None
+
+
 class Top(Node):
     """The top level: the groups are checked by their own models."""
 
@@ -284,6 +315,7 @@ class Top(Node):
     backbone: dict
     trainer: Trainer
     logger: dict
+    report: Optional[ReportLayout] = None  # only experiments that declare their figures have one
 
     @field_validator("name")
     @classmethod
@@ -362,7 +394,9 @@ def _message(err: ValidationError, prefix: str, data: Any) -> str:
     if first["type"] == "missing":
         return f"config key {key} is required; set it, e.g. {key}=..."
     text = first["msg"].removeprefix("Value error, ")
-    return f"config key {key}={first.get('input')!r} is invalid: {text}"
+    value = first.get("input")
+    shown = "" if isinstance(value, (dict, list)) else f"={value!r}"  # a whole subtree is no one-line message
+    return f"config key {key}{shown} is invalid: {text}"
 
 
 def _check(model: type[Node], data: Any, prefix: str) -> None:

@@ -42,6 +42,12 @@ from alimb.errors import UserError
 from alimb.records import Record, dumps, loads
 
 NOT_COMPARED = ("overwrite", "logger")  # may change between a run and its resumption
+PRESENTATION = ("report",)  # how alimb-report draws the experiment: stored in config.json, not what ran
+
+
+def identity(config: dict) -> dict:
+    """What a run computes: its stored config less the presentation keys (the same run however it is drawn)."""
+    return {k: v for k, v in config.items() if k not in PRESENTATION} if isinstance(config, dict) else config
 
 
 class RunDirBusy(UserError):
@@ -144,7 +150,7 @@ class RunDir:
         if not self.summary_file.is_file() or not self.config_file.is_file():
             return None
         try:
-            if self.config() != comparable(cfg):
+            if identity(self.config()) != identity(comparable(cfg)):
                 return None
             return self.complete_records()
         except Damaged:
@@ -214,7 +220,7 @@ class RunDir:
                     raise Damaged(f"{self.path} holds run files but no {self.config_file.name}; pass overwrite=true "
                                   "to run it again")
                 stored = self.config()
-                if stored != current:
+                if identity(stored) != identity(current):
                     if not overwrite:
                         changed = ", ".join(_differences(stored, current)[:5]) if isinstance(stored, dict) else "all"
                         raise UserError(

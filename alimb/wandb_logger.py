@@ -94,3 +94,18 @@ class WandbLogger:
             self.run.log({"per_class": per_class_table(records)})
         self.run.finish(exit_code=0 if summary is not None else 1)
         self.run = None
+
+
+def log_report(written: dict, out: Path, project: str) -> None:
+    """The report's figures and results table into one W&B run (job type `report`; WANDB_MODE=offline works)."""
+    import pandas as pd
+    import wandb
+
+    logger = WandbLogger(project=project, dir=str(out / "wandb"))
+    logger.start({"report": str(out)}, name=f"report/{out.name}", group="report", tags=["report"],
+                 id_file=out / "wandb_id", job_type="report", default_dir=out)
+    if logger.run is not None:
+        logger.run.log({f.stem: wandb.Image(str(f)) for f in written["figures"] if f.suffix == ".png"})
+        logger.run.log({"results": wandb.Table(dataframe=pd.read_csv(out / "results.csv"))})
+    logger.finish({"runs": written["runs"], "unfinished": written["unfinished"]})
+

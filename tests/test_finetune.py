@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
+import torch
 
 from alimb.backbone import TorchvisionBackbone
 from alimb.data.digits import load_digits
 from alimb.loop import run_experiment
 from alimb.schemes import Inputs
-from alimb.schemes.finetune import FineTuneScheme, threshold
+from alimb.schemes.finetune import FineTuneScheme, inference_setup, threshold
 from alimb.schemes.switch import SwitchScheme, stratified_folds, stratified_holdout
 
 TINY = ("backbone.weights=null", "scheme.epochs=1", "trainer.enable_progress_bar=false")
@@ -61,7 +62,21 @@ def test_fit_is_deterministic_and_the_state_restores_the_model(digits):
 def test_alimb_digits_ft_th_runs_end_to_end(make_cfg, tmp_path):
     records = run_experiment(make_cfg("scheme=ft_th", "acquisition=dmcs_rand", "al.iterations=3", *TINY), tmp_path)
     assert [r["n_labeled"] for r in records] == [25, 50, 75]
-    assert all(r["scheme_used"] == "ft_th" for r in records)
+    assert all(np.isfinite(r["train_loss"]) for r in records), "each iteration fine-tuned (only FT reports a loss)"
+    assert [sum(r["class_counts"]) for r in records] == [25, 50, 75]
+
+
+def test_scoring_runs_in_the_trainers_precision(digits):
+    """bf16-mixed scores in bfloat16 (close to, not equal to, float32); 32-true in float32."""
+    inputs, y, test = digits
+    scheme = tiny_scheme()
+    scheme.fit(inputs, y, 10, np.random.default_rng(0))
+    full, _ = scheme.score(test)
+    scheme.trainer_kwargs["precision"] = "bf16-mixed"
+    low, _ = scheme.score(test)
+    assert not np.array_equal(full, low) and np.abs(full - low).max() < 0.05
+    assert inference_setup({"accelerator": "cpu", "precision": "16-mixed"}) == (torch.device("cpu"), torch.float16)
+    assert inference_setup({"accelerator": "cpu", "precision": "32-true"}) == (torch.device("cpu"), None)
 
 
 class Fake:
@@ -91,7 +106,7 @@ class Fake:
 def run_switch(transfer_good, finetune_good, sticky=True, fits=3):
     y = np.repeat(np.arange(3), 10)
     inputs = Inputs(features=y[:, None].astype(np.float32))
-    switch = SwitchScheme(Fake(transfer_good), Fake(finetune_good), sticky=sticky)
+    switch = SwitchScheme({"cs_svm": Fake(transfer_good), "ft_th": Fake(finetune_good)}, "cs_svm", sticky=sticky)
     return switch, [switch.fit(inputs, y, 3, np.random.default_rng(i)) for i in range(fits)]
 
 
@@ -101,7 +116,7 @@ def test_switch_to_fine_tuning_when_it_wins_and_stay():
     assert records[0]["cv_accuracy"] == {"cs_svm": pytest.approx(1 / 3), "ft_th": 1.0}
     assert records[1]["cv_accuracy"] is None, "sticky: no cross-validation once fine tuning won"
     assert [r["switch_iteration"] for r in records] == [1, 1, 1]
-    restored = SwitchScheme(Fake(False), Fake(True))
+    restored = SwitchScheme({"cs_svm": Fake(False), "ft_th": Fake(True)}, "cs_svm")
     restored.load_state_dict(switch.state_dict())
     assert (restored.current, restored.active, restored.switch_iteration) == ("ft_th", "ft_th", 1)
 
@@ -115,6 +130,19 @@ def test_svm_kept_when_it_wins():
 def test_not_sticky_keeps_cross_validating():
     _, records = run_switch(transfer_good=False, finetune_good=True, sticky=False)
     assert all(r["cv_accuracy"] is not None for r in records)
+
+
+def test_any_number_of_schemes_by_name_the_best_one_wins_and_stays():
+    """Three schemes, the start one the worst: the best by cross-validation is used from the next fit on, and stays."""
+    y = np.repeat(np.arange(3), 10)
+    inputs = Inputs(features=y[:, None].astype(np.float32))
+    switch = SwitchScheme({"a": Fake(False), "b": Fake(False), "c": Fake(True)}, "a")
+    records = [switch.fit(inputs, y, 3, np.random.default_rng(i)) for i in range(3)]
+    assert [r["scheme_used"] for r in records] == ["a", "c", "c"]
+    assert records[0]["cv_accuracy"]["c"] == 1.0 and records[0]["cv_accuracy"]["a"] == pytest.approx(1 / 3)
+    assert records[1]["cv_accuracy"] is None and records[2]["switch_iteration"] == 1
+    with pytest.raises(ValueError, match="two or more schemes"):
+        SwitchScheme({"a": Fake(True)}, "a")
 
 
 def test_stratified_holdout_takes_a_fifth_of_every_class():
@@ -147,7 +175,7 @@ def test_five_fold_cross_validation_is_the_mean_over_folds():
     right = np.zeros(30)
     right[::2] = 1  # half of each class predicted right
     inputs = Inputs(features=np.stack([y, right], axis=1).astype(np.float32))
-    switch = SwitchScheme(Noisy(True), Fake(False), folds=5)
+    switch = SwitchScheme({"cs_svm": Noisy(True), "ft_th": Fake(False)}, "cs_svm", folds=5)
     scores = switch.cross_validate(inputs, y, 3, np.random.default_rng(0))
     expected = []
     for _, held in stratified_folds(y, 5, np.random.default_rng(0)):
@@ -158,7 +186,7 @@ def test_five_fold_cross_validation_is_the_mean_over_folds():
 
 def test_switch_end_to_end_on_digits(make_cfg, tmp_path):
     records = run_experiment(
-        make_cfg("scheme=switch", "al.iterations=2", "backbone.weights=null", "scheme.finetune.epochs=1",
+        make_cfg("scheme=switch", "al.iterations=2", "backbone.weights=null", "scheme.schemes.ft_th.epochs=1",
                  "trainer.enable_progress_bar=false"), tmp_path,
     )
     assert set(records[0]["cv_accuracy"]) == {"cs_svm", "ft_th"}

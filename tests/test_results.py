@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from alimb.errors import UserError
 from alimb.loop import run_experiment
 from alimb.state import RunDir
-from alimb.report import holm, report
+from alimb.report import report
+from alimb.summary import holm
 from alimb.results import load
 from tests.conftest import SMALL
 
@@ -78,14 +80,8 @@ def test_aubc_and_paired_tests_match_a_computation_from_the_records(sweep, tmp_p
 
     rows = pd.read_csv(tmp_path / "report/results.csv").set_index("acquisition")
 
-    def aubc(af, seed, metric="accuracy"):
-        records = RunDir(sweep / f"outputs/{af}/seed{seed}").records()
-        x = np.array([r["n_labeled"] for r in records], dtype=float)
-        y = np.array([r[metric] for r in records], dtype=float)
-        return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
-
-    margin = np.array([aubc("margin", s) for s in range(3)])
-    random = np.array([aubc("random", s) for s in range(3)])
+    margin = np.array([aubc(sweep, "margin", s) for s in range(3)])
+    random = np.array([aubc(sweep, "random", s) for s in range(3)])
     assert rows.loc["margin", "aubc_mean"] == pytest.approx(margin.mean(), abs=1e-6)
     assert rows.loc["margin", "aubc_std"] == pytest.approx(margin.std(ddof=1), abs=1e-6)
     assert rows.loc["random", "aubc_mean"] == pytest.approx(random.mean(), abs=1e-6)
@@ -93,8 +89,46 @@ def test_aubc_and_paired_tests_match_a_computation_from_the_records(sweep, tmp_p
     assert rows.loc["margin", "vs_random_wilcoxon_p"] == pytest.approx(stats.wilcoxon(margin, random).pvalue, abs=1e-6)
     assert rows.loc["random", "best_baseline"] == "margin" and rows.loc["margin", "best_baseline"] == "random"
     assert rows.loc["random", "vs_best_baseline_t_p"] == pytest.approx(stats.ttest_rel(random, margin).pvalue, abs=1e-6)
-    minority = np.array([aubc("margin", s, "minority_accuracy") for s in range(3)])
+    minority = np.array([aubc(sweep, "margin", s, "minority_accuracy") for s in range(3)])
     assert rows.loc["margin", "minority_aubc_mean"] == pytest.approx(minority.mean(), abs=1e-6)
+
+
+def aubc(root, af, seed, metric="accuracy"):
+    """Area under `metric` vs labeled count over the labeled range (trapezoids), from the run's records."""
+    records = RunDir(root / f"outputs/{af}/seed{seed}").records()
+    x = np.array([r["n_labeled"] for r in records], dtype=float)
+    y = np.array([r[metric] for r in records], dtype=float)
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+
+def test_the_baseline_is_a_setting(sweep, tmp_path):
+    """--baseline margin: every AF is compared with margin, the columns and the table say so."""
+    report([sweep / "outputs"], tmp_path / "report", baseline="margin")
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "report/results.csv").set_index("acquisition")
+    assert "vs_random_t_p" not in rows.columns and "labels_saved_vs_margin" in rows.columns
+    margin = np.array([aubc(sweep, "margin", s) for s in range(3)])
+    random = np.array([aubc(sweep, "random", s) for s in range(3)])
+    assert rows.loc["random", "vs_margin_t_p"] == pytest.approx(stats.ttest_rel(random, margin).pvalue, abs=1e-6)
+    assert np.isnan(rows.loc["margin", "vs_margin_t_p"])
+    md = (tmp_path / "report/results.md").read_text()
+    assert "labels saved vs margin" in md
+    assert "(baseline)" in next(line for line in md.splitlines() if "| margin |" in line)
+
+
+def test_an_experiment_declares_its_figures(make_cfg, tmp_path):
+    """`report.figures` in the config (as conf/experiment/paper/fig1.yaml has) draws that figure, whatever the
+    experiment's name; the layout is not part of the run's identity (the same run, drawn otherwise, resumes)."""
+    layout = "+report={figures: [{file: my_accuracy, metric: accuracy, ylabel: acc}]}"
+    run_experiment(make_cfg(*SMALL, "name=mine", layout, "al.iterations=2"), tmp_path / "runs/mine")
+    written = report([tmp_path / "runs"], tmp_path / "report")
+    assert tmp_path / "report/my_accuracy.png" in written["figures"]
+    again = run_experiment(make_cfg(*SMALL, "name=mine", "al.iterations=2"), tmp_path / "runs/mine")  # no layout
+    assert len(again) == 2  # found done: the same run
+    with pytest.raises(UserError, match=r"report.figures\[0\].metric=.nope. is invalid: not a metric"):
+        run_experiment(make_cfg(*SMALL, "name=mine", "+report={figures: [{file: f, metric: nope, ylabel: y}]}"),
+                       tmp_path / "runs/bad")
 
 
 def test_holm_by_hand():
@@ -107,7 +141,7 @@ def fake_group(af, curves, setting="s"):
     """A group of complete runs with the given accuracy curves (one per seed) at 10, 20, 30 labels."""
     import pandas as pd
 
-    from alimb.report import Group
+    from alimb.summary import Group
 
     runs = [pd.DataFrame({"seed": seed, "n_labeled": [10, 20, 30], "accuracy": curve, "scheme_used": "cs_svm"})
             for seed, curve in enumerate(curves)]
@@ -115,7 +149,7 @@ def fake_group(af, curves, setting="s"):
 
 
 def test_labels_saved_interpolates_on_randoms_mean_curve():
-    from alimb.report import labels_saved
+    from alimb.summary import labels_saved
 
     random = fake_group("random", [[0.2, 0.4, 0.6], [0.2, 0.4, 0.6]])
     good = fake_group("margin", [[0.3, 0.5, 0.5], [0.3, 0.5, 0.5]])  # final 0.5: random needs 25 labels
@@ -125,7 +159,7 @@ def test_labels_saved_interpolates_on_randoms_mean_curve():
 
 
 def test_penalty_matrix_by_hand():
-    from alimb.report import penalty_matrix
+    from alimb.summary import penalty_matrix
 
     a = fake_group("a", [[0.5, 0.6, 0.7], [0.52, 0.61, 0.69], [0.49, 0.62, 0.70]])
     b = fake_group("b", [[0.4, 0.6, 0.7], [0.41, 0.61, 0.69], [0.40, 0.62, 0.70]])  # a wins at 10 labels only

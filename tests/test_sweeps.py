@@ -1,9 +1,9 @@
 """Sweeps as users run them (subprocesses): failing jobs, distinct run directories, concurrent processes, Ctrl-C."""
 
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import pytest
 from alimb.state import RunDir
 from alimb.sweep import variant
 from tests.conftest import SMALL, without_timings
+from tests.helpers import ROOT, pause_after, wait_for
 
 TINY = (*SMALL[:-2], "al.iterations=3")  # synthetic, 3 iterations; al.per_iteration swept
 
@@ -95,21 +96,17 @@ def test_three_processes_on_one_run_directory_one_works_the_others_stop_in_one_l
 def test_ctrl_c_is_one_line_and_the_same_command_resumes_exactly(tmp_path):
     reference = alimb(tmp_path, *SLOWER, f"hydra.run.dir={tmp_path / 'reference'}")
     assert reference.returncode == 0
-    run_dir = tmp_path / "interrupted"
-    command = [sys.executable, "-m", "alimb.run", *SLOWER, f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (run_dir / "records.jsonl").exists() and (run_dir / "records.jsonl").read_text().count("\n") >= 3:
-            break
-        time.sleep(0.005)
+    run_dir, flag = tmp_path / "interrupted", tmp_path / "paused"
+    command = [sys.executable, "-m", "alimb.run", *SLOWER, f"hydra.run.dir={run_dir}", *pause_after(2, flag)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the pausing logger lives in tests/
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    wait_for(flag, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130 and len(lines) == 1, err
-    done = RunDir(run_dir).completed_iterations()  # a record written past the last saved state is not completed
-    assert lines[0] == f"alimb: interrupted after iteration {done} of 10; run the same command to resume"
-    assert 3 <= done < 10 and not (run_dir / "summary.json").exists()
-    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert lines[0] == "alimb: interrupted after iteration 3 of 10; run the same command to resume"
+    assert RunDir(run_dir).completed_iterations() == 3 and not (run_dir / "summary.json").exists()
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert without_timings(RunDir(run_dir).records()) == without_timings(RunDir(tmp_path / "reference").records())

@@ -54,8 +54,8 @@ def test_bad_values_name_the_key_in_one_line(make_cfg, override, message):
 def test_the_default_config_and_every_nested_scheme_validate(make_cfg):
     for overrides in ((), ("scheme=switch",), ("scheme=ft_th",), ("logger=wandb",), ("imbalance=paper", "dataset=cifar100")):
         validate(make_cfg(*overrides))
-    with pytest.raises(UserError, match=r"scheme\.finetune\.epochs=0"):
-        validate(make_cfg("scheme=switch", "scheme.finetune.epochs=0"))
+    with pytest.raises(UserError, match=r"scheme\.schemes\.ft_th\.epochs=0"):
+        validate(make_cfg("scheme=switch", "scheme.schemes.ft_th.epochs=0"))
 
 
 def test_a_cache_dir_that_is_a_file_is_refused(make_cfg, tmp_path):

@@ -3,8 +3,9 @@ iteration, through a LightningModule and the Lightning Trainer.
 
 Data path: images stay uint8 in memory and are batched by index (no loader workers to restart
 between the many short epochs); resizing, random crop and flip, and normalisation run on the
-device; channels_last and bf16 autocast on GPU (trainer precision). FT-th divides the predicted
-probabilities by the labeled class priors and renormalises (thresholding, Buda et al.).
+device; channels_last on GPU; training and scoring in the trainer's precision (autocast for bf16/16).
+FT-th divides the predicted probabilities by the labeled class priors and renormalises (thresholding,
+Buda et al.).
 """
 
 from __future__ import annotations
@@ -125,6 +126,19 @@ class FineTuneModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "train_loss", "interval": "epoch"}}
 
 
+# the Lightning precisions that compute in a lower precision, and that precision (the rest compute in float32)
+LOW_PRECISION = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "bf16": torch.bfloat16,
+                 "16-mixed": torch.float16, "16-true": torch.float16, "16": torch.float16}
+
+
+def inference_setup(trainer: dict) -> tuple[torch.device, torch.dtype | None]:
+    """(device, autocast dtype or None) for scoring, as the trainer trains: its accelerator and its precision."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    device = torch.device("cuda" if cuda else "cpu")
+    return device, LOW_PRECISION.get(str(trainer.get("precision", "32-true")))
+
+
 class FineTuneScheme:
     """FT (`thresholding: false`) or FT-th: re-initialised from M_g's weights and fine-tuned every iteration."""
 
@@ -185,10 +199,10 @@ class FineTuneScheme:
     def _outputs(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, penultimate features) in one pass, thresholded for FT-th."""
         module = self.module
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device, dtype = inference_setup(self.trainer_kwargs)
         module.to(device).eval()
         probs, feats = [], []
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        autocast = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
         for start in range(0, len(inputs), self.inference_batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(inputs.images[start:start + self.inference_batch_size]))
             with autocast:

@@ -1,14 +1,84 @@
-"""SVM and CS-SVM schemes (transfer learning): linear SVMs over fixed features F_g."""
+"""SVM and CS-SVM schemes (transfer learning): linear SVMs over fixed features F_g.
+
+The scheme owns what is common (class weights, the hyperplanes, decision values, the saved state); each solver
+is one class that owns everything particular to it (how it fits, what it keeps between fits, how it scores a
+class it never saw): `SOLVERS` maps `scheme.solver` to it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.svm import LinearSVC
 
 from alimb.devices import resolve_device
 from alimb.schemes import Inputs
 from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge
+
+
+class TorchSolver:
+    """All classes at once, full-batch L-BFGS in torch (GPU when present), warm-started from the previous fit."""
+
+    def __init__(self, tol: float, max_iter: int, warm_start: bool, device: str):
+        self.tol, self.max_iter, self.warm_start, self.device = tol, max_iter, warm_start, resolve_device(device)
+        self._w: torch.Tensor | None = None  # (d+1, K): the last solution, the next fit's start
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int, C: float, weights: np.ndarray) -> np.ndarray:
+        """(d+1, K) hyperplanes, the intercepts in the last row."""
+        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        w0 = self._w if self.warm_start and self._w is not None and self._w.shape == (x.shape[1] + 1, n_classes) else None
+        self._w = fit_ovr_squared_hinge(
+            xt, torch.as_tensor(y, device=self.device), n_classes, C,
+            torch.as_tensor(weights, dtype=torch.float32, device=self.device), w0, self.tol, self.max_iter,
+        )
+        return self._w.cpu().numpy()
+
+    def adjust(self, values: np.ndarray) -> np.ndarray:
+        return values  # a class without labeled samples has its own (all-negative) hyperplane
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {} if self._w is None else {"w": self._w.cpu().numpy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if "w" in state:
+            self._w = torch.as_tensor(state["w"], device=self.device)
+
+
+class LiblinearSolver:
+    """scikit-learn's LinearSVC, for cross-checks; classes absent from y score below every other."""
+
+    def __init__(self, tol: float, max_iter: int, warm_start: bool, device: str):
+        self.max_iter = max_iter  # liblinear's own tolerance (1e-4) and no warm start: the reference as shipped
+        self._absent: np.ndarray | None = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int, C: float, weights: np.ndarray) -> np.ndarray:
+        from sklearn.svm import LinearSVC
+
+        present = np.unique(y)
+        svc = LinearSVC(C=C, class_weight=dict(zip(present.tolist(), weights[present].tolist())), tol=1e-4,
+                        max_iter=10 * self.max_iter).fit(x, y)
+        w = np.zeros((x.shape[1] + 1, n_classes), dtype=np.float32)
+        w[-1] = np.nan
+        if present.size == 2:  # a binary LinearSVC learns one hyperplane: +f for classes_[1], -f for [0]
+            w[:-1, present[1]], w[-1, present[1]] = svc.coef_[0], svc.intercept_[0]
+            w[:-1, present[0]], w[-1, present[0]] = -svc.coef_[0], -svc.intercept_[0]
+        else:
+            w[:-1, present], w[-1, present] = svc.coef_.T, svc.intercept_
+        self._absent = np.isnan(w[-1])
+        return np.nan_to_num(w)
+
+    def adjust(self, values: np.ndarray) -> np.ndarray:
+        if self._absent is not None and self._absent.any():
+            values[:, self._absent] = values[:, ~self._absent].min() - 1.0
+        return values
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {} if self._absent is None else {"absent": self._absent}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self._absent = state.get("absent")
+
+
+SOLVERS = {"torch": TorchSolver, "liblinear": LiblinearSolver}
 
 
 class LinearSVMScheme:
@@ -16,21 +86,16 @@ class LinearSVMScheme:
 
     needs_images = False
 
-    def __init__(
-        self,
-        C: float = 1.0,
-        class_weight: str | None = None,
-        solver: str = "torch",
-        tol: float = 3e-6,
-        max_iter: int = 2000,
-        warm_start: bool = True,
-        device: str = "auto",
-    ):
-        self.C, self.class_weight, self.solver, self.tol, self.max_iter = C, class_weight, solver, tol, max_iter
-        self.warm_start, self.device = warm_start, resolve_device(device)
+    def __init__(self, C: float = 1.0, class_weight: str | None = None, solver: str = "torch", tol: float = 3e-6,
+                 max_iter: int = 2000, warm_start: bool = True, device: str = "auto"):
+        self.C, self.class_weight, self.solver = C, class_weight, solver
+        self._solver = SOLVERS[solver](tol, max_iter, warm_start, device)
         self.coef: np.ndarray | None = None  # (d, K)
         self.intercept: np.ndarray | None = None  # (K,)
-        self._w: torch.Tensor | None = None  # (d+1, K) torch solution kept for warm starts
+
+    @property
+    def device(self) -> torch.device:
+        return getattr(self._solver, "device", torch.device("cpu"))
 
     def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator | None = None) -> dict:
         """Train on the labeled samples' features (n, d) and labels y: (n,); deterministic (rng unused)."""
@@ -38,50 +103,19 @@ class LinearSVMScheme:
         return {}
 
     def fit_arrays(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
-        if self.solver == "liblinear":
-            self._fit_liblinear(x, y, n_classes)
-            return
         weights = balanced_class_weights(y, n_classes) if self.class_weight == "balanced" else np.ones(n_classes)
-        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        w0 = self._w if self.warm_start and self._w is not None and self._w.shape == (x.shape[1] + 1, n_classes) else None
-        self._w = fit_ovr_squared_hinge(
-            xt, torch.as_tensor(y, device=self.device), n_classes, self.C,
-            torch.as_tensor(weights, dtype=torch.float32, device=self.device), w0, self.tol, self.max_iter,
-        )
-        w = self._w.cpu().numpy()
+        w = self._solver.fit(x, y, n_classes, self.C, weights)
         self.coef, self.intercept = w[:-1], w[-1]
 
-    def _fit_liblinear(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
-        """scikit-learn's LinearSVC, for cross-checks; classes absent from y score below every other."""
-        svc = LinearSVC(C=self.C, class_weight=self.class_weight, tol=1e-4, max_iter=10 * self.max_iter).fit(x, y)
-        coef = np.zeros((x.shape[1], n_classes), dtype=np.float32)
-        intercept = np.full(n_classes, np.nan, dtype=np.float32)
-        present = svc.classes_
-        if present.size == 2:  # a binary LinearSVC learns one hyperplane: +f for classes_[1], -f for [0]
-            coef[:, present[1]], intercept[present[1]] = svc.coef_[0], svc.intercept_[0]
-            coef[:, present[0]], intercept[present[0]] = -svc.coef_[0], -svc.intercept_[0]
-        else:
-            coef[:, present], intercept[present] = svc.coef_.T, svc.intercept_
-        self._absent = np.isnan(intercept)
-        self.coef, self.intercept = coef, np.nan_to_num(intercept)
-
     def state_dict(self) -> dict[str, np.ndarray]:
-        """What a resumed run needs to continue exactly: the solution (and the warm start)."""
+        """What a resumed run needs to continue exactly: the solution and the solver's own state (warm start)."""
         if self.coef is None:
             return {}
-        state = {"coef": self.coef, "intercept": self.intercept}
-        if self._w is not None:
-            state["w"] = self._w.cpu().numpy()
-        if self.solver == "liblinear":
-            state["absent"] = self._absent
-        return state
+        return {"coef": self.coef, "intercept": self.intercept, **self._solver.state_dict()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.coef, self.intercept = state.get("coef"), state.get("intercept")
-        if "w" in state:
-            self._w = torch.as_tensor(state["w"], device=self.device)
-        if "absent" in state:
-            self._absent = state["absent"]
+        self._solver.load_state_dict(state)
 
     def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         """(decision values (n, K), F_g itself: the SVM works in the backbone's feature space)."""
@@ -98,8 +132,4 @@ class LinearSVMScheme:
         """Decision values (n, K) of feature vectors x: (n, d)."""
         if self.coef is None:
             raise RuntimeError("scores() before fit()")
-        values = np.asarray(x, dtype=np.float32) @ self.coef + self.intercept
-        if self.solver == "liblinear" and self._absent.any():
-            values[:, self._absent] = values[:, ~self._absent].min() - 1.0
-        return values
-
+        return self._solver.adjust(np.asarray(x, dtype=np.float32) @ self.coef + self.intercept)

@@ -1,8 +1,10 @@
-"""The switch (paper §V-A, F): transfer learning (CS-SVM) and fine tuning (FT-th) side by side.
+"""The switch (paper §V-A, F): several schemes side by side, by default transfer learning (CS-SVM) and fine
+tuning (FT-th), as the paper has it.
 
-After each iteration an 80:20 stratified split of the labeled set (seeded) scores both schemes by
-mean per-class accuracy on the 20%; the better one is used from the next iteration on. Once fine
-tuning wins it stays (sticky, configurable) and the cross-validation stops.
+The first iteration uses the `start` scheme. After each iteration an 80:20 stratified split of the labeled
+set (seeded) scores every scheme by mean per-class accuracy on the 20%; the best one is used from the next
+iteration on. Once a scheme other than `start` wins it stays (sticky, configurable: the paper's "once fine
+tuning wins") and the cross-validation stops.
 
 The paper's "cross validation using 80:20 split" reads two ways: one stratified 80:20 holdout
 (`folds: 1`, the default) or five 80:20 folds whose held-out parts partition the labeled set
@@ -46,16 +48,17 @@ def stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> lis
 
 
 class SwitchScheme:
-    """Uses `transfer` until `finetune` scores better in the 80:20 cross-validation."""
+    """Uses `start` until another of `schemes` scores better in the 80:20 cross-validation (any two or more)."""
 
-    def __init__(self, transfer, finetune, sticky: bool = True, holdout: float = 0.2, transfer_name: str = "cs_svm",
-                 finetune_name: str = "ft_th", folds: int = 1):
-        self.schemes = {transfer_name: transfer, finetune_name: finetune}
+    def __init__(self, schemes: dict, start: str, sticky: bool = True, holdout: float = 0.2, folds: int = 1):
+        if len(schemes) < 2 or start not in schemes:  # validation says so in one line first; this guards the API
+            raise ValueError(f"the switch needs two or more schemes, `start` among them; got {list(schemes)}, {start!r}")
+        self.schemes = dict(schemes)
         self.prototypes = {name: copy.deepcopy(s) for name, s in self.schemes.items()}  # unfitted, for the CV
-        self.transfer_name, self.finetune_name = transfer_name, finetune_name
+        self.start = start
         self.sticky, self.holdout, self.folds = sticky, holdout, int(folds)
-        self.current = transfer_name  # the scheme the next fit uses
-        self.active = transfer_name  # the scheme of the last fit: it scores and predicts
+        self.current = start  # the scheme the next fit uses
+        self.active = start  # the scheme of the last fit: it scores and predicts
         self.fits = 0
         self.switch_iteration: int | None = None
         self.needs_images = any(getattr(s, "needs_images", False) for s in self.schemes.values())
@@ -65,7 +68,7 @@ class SwitchScheme:
         self.active = self.current
         self.schemes[self.active].fit(inputs, y, n_classes, fit_rng)
         record = {"scheme_used": self.active, "cv_accuracy": None, "switch_iteration": self.switch_iteration}
-        if not (self.sticky and self.active == self.finetune_name):
+        if not (self.sticky and self.active != self.start):
             record["cv_accuracy"] = self.cross_validate(inputs, y, n_classes, cv_rng)
             best = max(record["cv_accuracy"], key=lambda name: (record["cv_accuracy"][name], name == self.active))
             if best != self.current:

@@ -1,0 +1,59 @@
+"""metrics -> tables: results.md (one line per group, best AUBC first) and results.csv (every column)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alimb.summary import ALPHA, BASELINE
+
+
+def _cell(row: dict, metric: str, digits: int = 4) -> str:
+    mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+    if row["seeds"] == 0 or np.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" ± {std:.{digits}f}")  # one seed: no ± 0
+
+
+def write_tables(rows: list[dict], out: Path, baseline: str = BASELINE) -> None:
+    """`rows` of alimb.summary.table_rows(groups, baseline)."""
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    vs = f"vs_{baseline}"
+    lines = [
+        "| experiment | dataset | imbalance | acquisition | scheme | n | AUBC | minority AUBC | final accuracy "
+        f"| final labeled ir | classes found | labels saved vs {baseline} | vs {baseline} (p, Holm) "
+        "| vs best baseline (p, Holm) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        seeds = f"{r['seeds']}" + (f" (+{r['partial_runs']} unfinished, not included)" if r["partial_runs"] else "")
+        p = r.get(f"{vs}_t_p_holm", float("nan"))
+        versus = "" if np.isnan(p) else f"{p:.3f}" + (" *" if p < ALPHA else "")
+        p_best = r.get("vs_best_baseline_t_p_holm", float("nan"))
+        best = "" if np.isnan(p_best) else f"{r['best_baseline']}: {p_best:.3f}" + (" *" if p_best < ALPHA else "")
+        af = r["acquisition"] + (f" [{r['variant']}]" if r["variant"] else "")
+        saved = r[f"labels_saved_{vs}"]
+        if r["acquisition"] == baseline:
+            saved = "(baseline)"
+        else:
+            saved = (f"not reached by {baseline}" if r["seeds"] and r.get(f"{vs}_seeds") else "") if np.isnan(saved) \
+                else f"{saved:+.0f}"
+        lines.append(
+            f"| {r['name']} | {r['dataset']} | {r['imbalance']} | {af} | {r['scheme']} | {seeds} | {_cell(r, 'aubc')} | "
+            f"{_cell(r, 'minority_aubc')} | {_cell(r, 'final_accuracy')} | {_cell(r, 'final_labeled_ir', 3)} | "
+            f"{_cell(r, 'classes_discovered', 1)} | {saved} | {versus} | {best} |"
+        )
+    note = (
+        "\nMean ± sample std over n seeds (no ± for one seed), best AUBC first. AUBC: area under accuracy vs labeled "
+        "count over the labeled range (= mean accuracy over the budget); minority AUBC: the same for the accuracy on "
+        f"the pool's minority classes. Labels saved: the labels {baseline} needs (interpolated on its mean curve) "
+        "to reach the AF's final mean accuracy, minus the AF's labels. Pairwise-penalty matrices (penalty_*.png/csv): "
+        "the fraction of budget points where each AF's accuracy is significantly higher than another's. "
+        f"vs {baseline} / vs best baseline (the non-MCS AF of the same settings with the best mean AUBC, the AF itself "
+        "excluded): paired t-test of per-seed AUBC, Holm-corrected over the AFs of the same settings; "
+        f"* marks p < {ALPHA} (the Wilcoxon signed-rank tests are in results.csv).\n"
+    )
+    (out / "results.md").write_text("\n".join(lines) + "\n" + note)
+
