@@ -84,6 +84,9 @@ def cli() -> None:
             raise
         print(f"alimb: error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # `alimb --help | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":
