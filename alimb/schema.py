@@ -174,7 +174,7 @@ class Tailor(Reveals):
 class LinearSVM(Node):
     C: PositiveNumber
     class_weight: Optional[Literal["balanced"]]
-    solver: Literal["torch", "liblinear"]
+    solver: Literal["auto", "newton", "lbfgs", "liblinear"]
     tol: PositiveNumber
     max_iter: Positive
     warm_start: bool

@@ -4,9 +4,12 @@ Paper-size final iteration: a CIFAR-100-like pool (100 classes x 500, made imbal
 17168 samples at ir 0.74), 8000 of it labeled at random, 512-d features; both solvers train on
 the labeled set and score the whole pool. Reports the objective gap, accuracy and the speed-up.
 `--reference cpu` compares the torch solver on `--device` with the same solver on the CPU instead
-(the GPU check: CS-SVM on CUDA vs CPU).
+(the GPU check: CS-SVM on CUDA vs CPU); `--reference lbfgs` with alimb's L-BFGS solver (like for like).
+`--normalize l2` trains on L2-normalised features, as runs do by default (`features.normalize=l2`); the
+default (none) is the raw Gaussian features, a harder, nearly separable problem.
 
-    .venv/bin/python scripts/bench_svm.py [--separation 6] [--threads 2] [--device cuda --reference cpu]
+    .venv/bin/python scripts/bench_svm.py [--solver newton|lbfgs] [--normalize none|l2] [--threads 2]
+                                          [--device cuda --reference cpu|lbfgs|liblinear]
 """
 
 from __future__ import annotations
@@ -34,12 +37,18 @@ def main() -> None:
     parser.add_argument("--labeled", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--reference", choices=("liblinear", "cpu"), default="liblinear",
-                        help="liblinear: scikit-learn's LinearSVC; cpu: the same torch solver on the CPU")
+    parser.add_argument("--reference", choices=("liblinear", "cpu", "lbfgs"), default="liblinear",
+                        help="liblinear: scikit-learn's LinearSVC; cpu: the same torch solver on the CPU; "
+                             "lbfgs: alimb's L-BFGS solver on --device")
+    parser.add_argument("--solver", choices=("newton", "lbfgs"), default="newton")
+    parser.add_argument("--normalize", choices=("none", "l2"), default="none")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     data = make_synthetic(n_classes=100, n_per_class=500, test_per_class=100, dim=512, separation=args.separation)
+    if args.normalize == "l2":
+        data.train_x /= np.linalg.norm(data.train_x, axis=1, keepdims=True)
+        data.test_x /= np.linalg.norm(data.test_x, axis=1, keepdims=True)
     pool = induce(data.train_y, 100, Exponential(0.740, total=17168), seed=0)
     x_pool, y_pool = data.train_x[pool], data.train_y[pool]
     labeled = np.sort(np.random.default_rng(0).choice(len(pool), args.labeled, replace=False))
@@ -59,10 +68,12 @@ def main() -> None:
             "test_accuracy": evaluate(data.test_y, pred, 100, minority)["accuracy"],
         }
 
-    def torch_solver(device):
+    work = {}
+
+    def torch_solver(device, solver):
         def fit_and_score():
-            scheme = LinearSVMScheme(class_weight="balanced", device=device)
-            scheme.fit_arrays(x, y, 100)
+            scheme = LinearSVMScheme(class_weight="balanced", device=device, solver=solver)
+            work[solver] = scheme.fit_arrays(x, y, 100)
             scores = scheme.scores(x_pool)
             if scheme.device.type == "cuda":
                 torch.cuda.synchronize()
@@ -74,14 +85,17 @@ def main() -> None:
         svc = LinearSVC(C=1.0, class_weight="balanced").fit(x, y)
         return svc.coef_, svc.intercept_, svc.decision_function(x_pool)
 
-    ours = torch_solver(args.device)
-    reference = liblinear if args.reference == "liblinear" else torch_solver("cpu")
+    ours = torch_solver(args.device, args.solver)
+    reference = {"liblinear": liblinear, "cpu": torch_solver("cpu", args.solver),
+                 "lbfgs": torch_solver(args.device, "lbfgs")}[args.reference]
     ours()  # warm-up: first-call costs of torch (thread pools, allocator), not the solver
     result_ours, result_ref = run(ours), run(reference)
     report = {
         "machine": describe_machine(),
         "device": str(LinearSVMScheme(device=args.device).device),
-        "reference_solver": "liblinear" if args.reference == "liblinear" else "torch on cpu",
+        "solver": args.solver, "normalize": args.normalize,
+        "reference_solver": {"liblinear": "liblinear", "cpu": f"{args.solver} on cpu", "lbfgs": "lbfgs"}[args.reference],
+        "work": work.get(args.solver),  # Newton: steps, CG steps, evaluation-equivalents
         "problem": {
             "labeled": int(len(y)), "features": int(x.shape[1]), "classes": 100, "pool": int(len(pool)),
             "labeled_ir": round(imbalance_ratio(np.bincount(y, minlength=100)), 3),

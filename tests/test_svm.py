@@ -6,7 +6,8 @@ import torch
 from sklearn.svm import LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
 
-from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge, svm_objective
+from alimb.schemes.linear_svm import (balanced_class_weights, fit_ovr_squared_hinge, fit_ovr_squared_hinge_newton,
+                                      svm_objective)
 from alimb.schemes import Inputs
 from alimb.schemes.svm import LinearSVMScheme
 
@@ -25,12 +26,17 @@ def test_balanced_weights_equal_sklearn():
     assert balanced_class_weights(y, 4)[3] == 1.0  # absent class: no positives, weight irrelevant
 
 
+def newton(*args, **kwargs):
+    return fit_ovr_squared_hinge_newton(*args, **kwargs)[0]
+
+
+@pytest.mark.parametrize("fit", [fit_ovr_squared_hinge, newton], ids=["lbfgs", "newton"])
 @pytest.mark.parametrize("class_weight", [None, "balanced"])
-def test_objective_matches_liblinear(class_weight):
+def test_objective_matches_liblinear(class_weight, fit):
     x, y = blobs()
     ref = LinearSVC(C=0.5, class_weight=class_weight, tol=1e-6, max_iter=100_000).fit(x, y)
     cw = balanced_class_weights(y, 5) if class_weight else None
-    w = fit_ovr_squared_hinge(
+    w = fit(
         torch.from_numpy(x).double(), torch.from_numpy(y), 5, 0.5,
         None if cw is None else torch.from_numpy(cw), tol=1e-7,
     ).numpy()
@@ -47,7 +53,7 @@ def test_objective_of_a_hand_computed_case():
     assert svm_objective(np.array([[1.0], [0.0]]), np.array([1.0, 0.0]), np.ones((1, 1)), np.array([0]), 2.0, None) == 3.0
 
 
-@pytest.mark.parametrize("solver", ["torch", "liblinear"])
+@pytest.mark.parametrize("solver", ["newton", "lbfgs", "liblinear"])
 def test_scheme_scores_predict_and_absent_classes(solver):
     x, y = blobs()
     y[y == 4] = 3  # class 4 absent from the labeled set
@@ -69,12 +75,53 @@ def test_torch_and_liblinear_schemes_agree():
     assert (a.predict(Inputs(features=x)) == b.predict(Inputs(features=x))).mean() > 0.97
 
 
-def test_warm_start_reaches_the_same_solution():
+@pytest.mark.parametrize("solver", ["newton", "lbfgs"])
+def test_warm_start_reaches_the_same_solution(solver):
     x, y = blobs(seed=2)
-    cold = LinearSVMScheme(device="cpu", warm_start=False)
-    warm = LinearSVMScheme(device="cpu")
+    cold = LinearSVMScheme(device="cpu", warm_start=False, solver=solver)
+    warm = LinearSVMScheme(device="cpu", solver=solver)
     warm.fit_arrays(x[:150], y[:150], 5)
     cold.fit_arrays(x, y, 5)
     warm.fit_arrays(x, y, 5)
     f = lambda s: svm_objective(s.coef.T.astype(np.float64), s.intercept.astype(np.float64), x, y, 1.0, None)  # noqa: E731
     assert abs(f(warm) - f(cold)) / f(cold) <= 1e-4
+
+
+def test_newton_in_float32_reaches_liblinears_objective_and_reports_its_work():
+    """L2-normalised features (what runs use), 20 classes, cost-sensitive: within 1e-5 of liblinear's objective
+    (which is solved to 1e-8 here), and the work counted: each CG step and each gradient is one evaluation."""
+    rng = np.random.default_rng(3)
+    y = rng.choice(20, 1500, p=np.geomspace(1, 0.05, 20) / np.geomspace(1, 0.05, 20).sum())
+    x = rng.normal(size=(1500, 48)) + 2.0 * rng.normal(size=(20, 48))[y]
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    cw = balanced_class_weights(y, 20)
+    ref = LinearSVC(C=1.0, class_weight="balanced", tol=1e-8, max_iter=1_000_000).fit(x, y)
+    w, info = fit_ovr_squared_hinge_newton(torch.from_numpy(x), torch.from_numpy(y), 20, 1.0,
+                                           torch.from_numpy(cw).float())
+    ours = svm_objective(w[:-1].numpy().T.astype(np.float64), w[-1].numpy().astype(np.float64), x, y, 1.0, cw)
+    theirs = svm_objective(ref.coef_, ref.intercept_, x, y, 1.0, cw)
+    assert (ours - theirs) / theirs <= 1e-5
+    assert info["evaluations"] == 1 + info["cg_steps"] + (info["newton_steps"] + 1) / 2  # g(0) and X w; each CG step; each gradient
+    assert 0 < info["newton_steps"] < 30
+
+
+def test_the_solvers_work_reaches_the_record(make_cfg, tmp_path):
+    from alimb.loop import run_experiment
+    from tests.conftest import SMALL
+
+    records = run_experiment(make_cfg(*SMALL, "al.iterations=3"), tmp_path)
+    assert all(r.train_info["evaluations"] >= 1 + r.train_info["newton_steps"] for r in records)
+
+
+def test_auto_takes_newton_on_normalised_rows_and_lbfgs_otherwise_and_a_resume_keeps_it():
+    x, y = blobs()
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    for features, expected in ((unit, "newton"), (x, "lbfgs")):
+        scheme = LinearSVMScheme(class_weight="balanced", device="cpu")
+        scheme.fit_arrays(features, y, 5)
+        state = scheme.state_dict()
+        assert str(state["solver"]) == expected
+        resumed = LinearSVMScheme(class_weight="balanced", device="cpu")
+        resumed.load_state_dict(state)
+        assert resumed._solver.name == expected
+        np.testing.assert_array_equal(resumed.scores(features), scheme.scores(features))

@@ -12,7 +12,7 @@ import torch
 
 from alimb.devices import resolve_device
 from alimb.schemes import Inputs
-from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge
+from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge, fit_ovr_squared_hinge_newton
 
 
 class TorchSolver:
@@ -41,6 +41,20 @@ class TorchSolver:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if "w" in state:
             self._w = torch.as_tensor(state["w"], device=self.device)
+
+
+class NewtonSolver(TorchSolver):
+    """All classes at once by a truncated Newton method (CG on the generalised Hessian, exact line search), warm-
+    started; records its work (Newton steps, CG steps, evaluation-equivalents) in `info`."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int, C: float, weights: np.ndarray) -> np.ndarray:
+        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        w0 = self._w if self.warm_start and self._w is not None and self._w.shape == (x.shape[1] + 1, n_classes) else None
+        self._w, self.info = fit_ovr_squared_hinge_newton(
+            xt, torch.as_tensor(y, device=self.device), n_classes, C,
+            torch.as_tensor(weights, dtype=torch.float32, device=self.device), w0, self.tol, self.max_iter,
+        )
+        return self._w.cpu().numpy()
 
 
 class LiblinearSolver:
@@ -78,7 +92,7 @@ class LiblinearSolver:
         self._absent = state.get("absent")
 
 
-SOLVERS = {"torch": TorchSolver, "liblinear": LiblinearSolver}
+SOLVERS = {"newton": NewtonSolver, "lbfgs": TorchSolver, "liblinear": LiblinearSolver}
 
 
 class LinearSVMScheme:
@@ -86,36 +100,58 @@ class LinearSVMScheme:
 
     needs_images = False
 
-    def __init__(self, C: float = 1.0, class_weight: str | None = None, solver: str = "torch", tol: float = 3e-6,
+    def __init__(self, C: float = 1.0, class_weight: str | None = None, solver: str = "auto", tol: float = 3e-6,
                  max_iter: int = 2000, warm_start: bool = True, device: str = "auto"):
         self.C, self.class_weight, self.solver = C, class_weight, solver
-        self._solver = SOLVERS[solver](tol, max_iter, warm_start, device)
+        self._options = (tol, max_iter, warm_start, device)
+        self._solver = None if solver == "auto" else SOLVERS[solver](*self._options)
         self.coef: np.ndarray | None = None  # (d, K)
         self.intercept: np.ndarray | None = None  # (K,)
 
     @property
     def device(self) -> torch.device:
-        return getattr(self._solver, "device", torch.device("cpu"))
+        return resolve_device(self._options[3])
+
+    def _use(self, name: str):
+        if self._solver is None:
+            self._solver = SOLVERS[name](*self._options)
+            self._solver.name = name
+        return self._solver
+
+    def _solver_for(self, x: np.ndarray):
+        """`auto`: Newton on rows of norm <= 1 (L2-normalised features, runs' default: a few Newton steps), L-BFGS
+        otherwise (raw features, nearly separable: Newton's active sets keep changing; BENCHMARKS.md)."""
+        if self._solver is not None:
+            return self._solver
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        return self._use("newton" if norms.size == 0 or norms.max() <= 1.001 else "lbfgs")
 
     def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator | None = None) -> dict:
         """Train on the labeled samples' features (n, d) and labels y: (n,); deterministic (rng unused)."""
-        self.fit_arrays(inputs.features, y, n_classes)
-        return {}
+        info = self.fit_arrays(inputs.features, y, n_classes)
+        return {"train_info": info} if info else {}
 
-    def fit_arrays(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
+    def fit_arrays(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> dict | None:
+        """Train on (n, d) features; returns what the solver reports of its work (None: nothing)."""
         weights = balanced_class_weights(y, n_classes) if self.class_weight == "balanced" else np.ones(n_classes)
-        w = self._solver.fit(x, y, n_classes, self.C, weights)
+        solver = self._solver_for(x)
+        w = solver.fit(x, y, n_classes, self.C, weights)
         self.coef, self.intercept = w[:-1], w[-1]
+        return getattr(solver, "info", None)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """What a resumed run needs to continue exactly: the solution and the solver's own state (warm start)."""
         if self.coef is None:
             return {}
-        return {"coef": self.coef, "intercept": self.intercept, **self._solver.state_dict()}
+        chosen = {"solver": np.array(self._solver.name)} if self.solver == "auto" else {}
+        return {"coef": self.coef, "intercept": self.intercept, **chosen, **self._solver.state_dict()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.coef, self.intercept = state.get("coef"), state.get("intercept")
-        self._solver.load_state_dict(state)
+        if "solver" in state:
+            self._use(str(state["solver"]))
+        if self._solver is not None:
+            self._solver.load_state_dict(state)
 
     def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         """(decision values (n, K), F_g itself: the SVM works in the backbone's feature space)."""
