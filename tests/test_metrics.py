@@ -25,3 +25,17 @@ def test_macro_f1_by_hand():
     # class 0: TP 1, FN 1, FP 0 -> 2/3; class 1: TP 1, FP 1 -> 2/3; class 2 absent from y_true: not averaged
     assert macro_f1(np.array([0, 0, 1]), np.array([0, 1, 1]), 3) == pytest.approx(2 / 3)
     assert macro_f1(np.array([0, 1]), np.array([2, 2]), 3) == 0.0
+
+
+def test_digits_read_without_scikit_learn_equal_its_loader():
+    from sklearn.datasets import load_digits as reference
+
+    from alimb.data.digits import load_digits
+
+    ours, theirs = load_digits(), reference()
+    x = np.concatenate([ours.train_x, ours.test_x])
+    y = np.concatenate([ours.train_y, ours.test_y])
+    order = np.lexsort(np.c_[x, y].T)
+    expected = np.c_[(theirs.data / 16.0).astype(np.float32), theirs.target]
+    np.testing.assert_array_equal(np.c_[x, y][order], expected[np.lexsort(expected.T)])
+    assert ours.train_images.shape[1:] == (8, 8, 3) and len(x) == 1797

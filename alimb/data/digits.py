@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
 import numpy as np
-from sklearn.datasets import load_digits as _sk_load_digits
 
 from alimb.data.dataset import ArrayDataset, balanced_split
 
 
+def digits_file() -> Path:
+    """The CSV scikit-learn ships (64 pixel values 0..16 and the label per row), found without importing
+    scikit-learn (over a second of start-up for a file read)."""
+    spec = importlib.util.find_spec("sklearn")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
 def load_digits(test_per_class: int = 30, split_seed: int = 0) -> ArrayDataset:
     """Pixel features scaled to [0, 1], with a seeded balanced test split."""
-    bunch = _sk_load_digits()
-    x = (bunch.data / 16.0).astype(np.float32)  # (1797, 64), pixel intensities 0..16
-    images = np.repeat(np.round(bunch.images * 255 / 16).astype(np.uint8)[..., None], 3, axis=-1)  # (1797, 8, 8, 3)
-    train, test = balanced_split(bunch.target, test_per_class, np.random.default_rng(split_seed))
+    with gzip.open(digits_file(), "rt") as f:
+        rows = np.loadtxt(f, delimiter=",")
+    data, target = rows[:, :-1], rows[:, -1].astype(np.int64)
+    x = (data / 16.0).astype(np.float32)  # (1797, 64), pixel intensities 0..16
+    pixels = np.round(data.reshape(-1, 8, 8) * 255 / 16).astype(np.uint8)
+    images = np.repeat(pixels[..., None], 3, axis=-1)  # (1797, 8, 8, 3)
+    train, test = balanced_split(target, test_per_class, np.random.default_rng(split_seed))
     return ArrayDataset(
-        x[train], bunch.target[train], x[test], bunch.target[test], [str(n) for n in bunch.target_names],
+        x[train], target[train], x[test], target[test], [str(n) for n in range(10)],
         train_images=images[train], test_images=images[test],
     )
