@@ -24,7 +24,7 @@ from tests.conftest import SMALL
         ("scheme.C=true", "scheme.C=True is invalid: Input should be a number, not a boolean"),
         ("scheme.tol=0", "scheme.tol=0 is invalid"),
         ("scheme.max_iter=0", "scheme.max_iter=0 is invalid"),
-        ("scheme.solver=sgd", "scheme.solver='sgd' is invalid: Input should be 'torch' or 'liblinear'"),
+        ("scheme.solver=sgd", "scheme.solver='sgd' is invalid: Input should be 'auto', 'newton', 'lbfgs' or 'liblinear'"),
         ("imbalance.min_count=0", "imbalance.min_count=0 is invalid"),
         ("imbalance.total=0", "imbalance.total=0 is invalid"),
         ("imbalance.target_ir=inf", "imbalance.target_ir=inf is invalid: Input should be a finite number"),
