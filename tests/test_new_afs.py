@@ -71,6 +71,55 @@ def test_galaxy_without_reveal_counts_the_predicted_class():
     assert sel.indices.tolist() == [4, 6]  # 4 predicted 0 (s0 = s1 = 0: argmax takes 0), as if truth said 0
 
 
+def galaxy_as_published(p, known, truth, classes):
+    """Our transcription of the authors' query rule (LabelBench strategy_impl/galaxy.py, K > 2): path k sorted by
+    p_k - max p + 1e-8 max p, descending; scan it from the class-k end for runs of unlabeled nodes between two
+    labeled nodes of opposite sign (+: label k), keep the first strictly shortest, query its middle
+    ((first + last) // 2). None where a path has no such run (their fallback differs from ours)."""
+    top = p.max(axis=1, keepdims=True)
+    margins = p - top + 1e-8 * top
+    known, picks = known.copy(), []
+    for k in classes:
+        order = np.argsort(-margins[:, k], kind="stable")
+        best, last_sign, start = None, None, None
+        for pos, i in enumerate(order):
+            if known[i] >= 0:
+                plus = known[i] == k
+                if last_sign is not None and start is not None and plus != last_sign:
+                    if best is None or pos - 1 - start < best[1] - best[0]:
+                        best = (start, pos - 1)
+                last_sign, start = plus, None
+            elif start is None:
+                start = pos
+        if best is None:
+            return None
+        q = order[(best[0] + best[1]) // 2]
+        known[q] = truth[q]
+        picks.append(int(q))
+    return picks
+
+
+def test_galaxy_picks_what_the_authors_rule_picks_with_three_or_more_classes():
+    compared = 0
+    for case in range(150):
+        rng = np.random.default_rng(case)
+        n, k = 40, int(rng.integers(3, 7))
+        logits = rng.normal(size=(n, k)) * 2
+        truth = rng.integers(0, k, n)
+        labels = np.where(rng.random(n) < 0.3, truth, -1)
+        draws = np.random.default_rng(case + 1000)
+        draws.permutation(n)  # what galaxy draws first (its tie order), then one class per query
+        classes = [int(draws.integers(k)) for _ in range(5)]
+        expected = galaxy_as_published(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), labels, truth, classes)
+        if expected is None:
+            continue
+        sel = select(galaxy, scores=logits, labels=labels, labeled_mask=labels >= 0, n_classes=k, budget=5,
+                     oracle=Oracle(truth), rng=np.random.default_rng(case + 1000))
+        assert sel.indices.tolist() == expected, case
+        compared += 1
+    assert compared >= 50
+
+
 # ---- Class-Balanced AL ----
 def test_class_balanced_finds_the_exact_optimum():
     rng = np.random.default_rng(0)

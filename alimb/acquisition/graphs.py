@@ -1,18 +1,20 @@
 """GALAXY (Zhang et al., ICML 2022): graph-based bisection per class, one query at a time.
 
-Our reading. For each class k the pool is a 1-D graph (a path), sorted by q_k = s_k - max_{j != k} s_j
-from the most to the least class-k-like (s: the scheme's scores: SVM decision values, FT probabilities).
-On that path a labeled sample is + if its label is k, - otherwise. Each query:
-1. draws a class k uniformly (as LabelBench's implementation);
+As the authors' code runs it (jifanz/GALAXY `src/multiclass/multi_linear_graph.py`; LabelBench
+`strategy_impl/galaxy.py`, read for this). For each class k the pool is a 1-D graph (a path) sorted by
+q_k = p_k - max_j p_j + 1e-8 max_j p_j, from the most to the least class-k-like, where p are the model's class
+probabilities: the scores themselves where they are probabilities (fine tuning), their softmax otherwise
+(SVM decision values). On that path a labeled sample is + if its label is k, - otherwise. Each query:
+1. draws a class k uniformly (as the authors);
 2. among the runs of unlabeled samples lying between two labeled samples of opposite sign (the cut
-   edges of the path), takes the shortest (ties: at random) and queries its midpoint (the lower middle
-   when the run has even length): S^2's bisection;
-3. if path k has no such run, queries the unlabeled sample nearest the boundary, smallest |q_k|
-   (ties: at random); LabelBench falls back to the node next to a fully labeled cut, or at random.
+   edges of the path), takes the shortest, the first from the class-k end when several are (as the authors),
+   and queries its midpoint (the lower middle when the run has even length): S^2's bisection;
+3. if path k has no such run, queries the unlabeled sample with the smallest |q_k| (ties: at random).
+   This fallback is ours: the authors take the unlabeled node next to a fully labeled cut, else one at random.
 The queried sample's label then counts on every path before the next query: read from the simulated
 oracle (`reveal_within_batch: true`, GALAXY's setting) or, with `false`, its predicted class.
 
-Ties in q_k are ordered by a random permutation drawn once per call.
+Ties in q_k are ordered by a random permutation drawn once per call (the authors: numpy's argsort order).
 
 Scale: a path is never sorted whole. The cut runs of path k lie between the highest and the lowest
 labeled samples where the sign changes; only the samples in that range are kept (sorted), built the
@@ -29,15 +31,18 @@ from alimb.acquisition.base import Context, Selection, row_blocks, whole_pool
 from alimb.errors import UserError
 
 
-def runner_up_gaps(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(arg1, top1, top2) per row, in row blocks: q_k = s_k - (top2 if k == arg1 else top1)."""
+def probability_terms(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(predicted class, row maximum, row log-normaliser, whether the scores are probabilities already), in row
+    blocks: p_k = s_k on the simplex, exp(s_k - lse) otherwise, and max_j p_j the same of the row maximum."""
     n = len(scores)
-    arg1, top1, top2 = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    simplex = True
+    arg1, top, lse = np.empty(n, dtype=np.int64), np.empty(n), np.zeros(n)
     for b in row_blocks(n, scores.shape[1]):
         s = np.asarray(scores[b], dtype=np.float64)
-        two = np.partition(s, -2, axis=1)[:, -2:]
-        arg1[b], top1[b], top2[b] = np.argmax(s, axis=1), two[:, 1], two[:, 0]
-    return arg1, top1, top2
+        arg1[b], top[b] = np.argmax(s, axis=1), s.max(axis=1)
+        simplex = simplex and (s >= 0).all() and np.allclose(s.sum(axis=1), 1.0, atol=1e-6)
+        lse[b] = top[b] + np.log(np.exp(s - top[b][:, None]).sum(axis=1))
+    return arg1, top, lse, simplex
 
 
 class _Paths:
@@ -45,12 +50,21 @@ class _Paths:
 
     def __init__(self, scores: np.ndarray, known: np.ndarray, tie: np.ndarray):
         self.scores, self.known, self.tie = scores, known, tie  # known: (n,) label or -1 (updated in place)
-        self.arg1, self.top1, self.top2 = runner_up_gaps(scores)
+        self.arg1, top, lse, simplex = probability_terms(scores)
+        self.lse = None if simplex else lse
+        self.p_max = top if simplex else np.exp(top - lse)
         self.regions: dict[int, tuple] = {}  # class -> (nodes sorted by -q, q_low, q_high, sign_above, sign_below)
 
+    def p(self, rows, cols) -> np.ndarray:
+        s = np.asarray(self.scores[rows, cols], dtype=np.float64)
+        if self.lse is None:
+            return s
+        lse = self.lse[rows]
+        return np.exp(s - (lse[:, None] if s.ndim == 2 else lse))
+
     def q(self, k: int, idx=slice(None)) -> np.ndarray:
-        other = np.where(self.arg1[idx] == k, self.top2[idx], self.top1[idx])
-        return np.asarray(self.scores[idx, k], dtype=np.float64) - other
+        """q_k = p_k - (1 - 1e-8) max_j p_j of the samples `idx` (the authors' ordering of path k)."""
+        return self.p(idx, k) - (1 - 1e-8) * self.p_max[idx]
 
     def region(self, k: int):
         if k not in self.regions:
@@ -93,10 +107,7 @@ class _Paths:
 
     def q_row(self, i: int) -> np.ndarray:
         """q_k of sample i for every class k: (K,)."""
-        row = np.asarray(self.scores[i], dtype=np.float64)
-        other = np.full(row.shape, self.top1[i])
-        other[self.arg1[i]] = self.top2[i]
-        return row - other
+        return self.p(i, slice(None)) - (1 - 1e-8) * self.p_max[i]
 
     def query(self, k: int, rng: np.random.Generator) -> int:
         region = self.region(k)
@@ -108,8 +119,7 @@ class _Paths:
             cut = np.flatnonzero((sign[1:] != sign[:-1]) & (np.diff(pos) > 1))
             if cut.size:
                 length = pos[cut + 1] - pos[cut] - 1
-                shortest = cut[length == length.min()]
-                c = shortest[rng.integers(shortest.size)] if shortest.size > 1 else shortest[0]
+                c = cut[np.argmin(length)]  # the first of the shortest, from the class-k end (as the authors)
                 return int(nodes[(pos[c] + 1 + pos[c + 1] - 1) // 2])
         free = np.flatnonzero(self.known < 0)  # no cut run: the unlabeled sample nearest the boundary
         near = np.abs(self.q(k, free))
