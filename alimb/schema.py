@@ -88,6 +88,7 @@ class Dataset(Node):
     per_iteration: Positive
     paper_imbalance: Optional[Union[PaperImbalance, Literal["natural"]]] = None
     image_size: Optional[Annotated[int, Field(ge=8)]] = None
+    class_balanced_lam: Optional[PositiveNumber] = None  # the authors' lam of Class-Balanced AL for this dataset
     loader: dict
 
 

@@ -137,6 +137,27 @@ def test_class_balanced_finds_the_exact_optimum():
     assert objective(sel.indices - 8, u, p, omega, 1.0) == pytest.approx(best)
 
 
+def test_class_balanced_floors_the_balanced_share_as_the_authors():
+    """(|L| + b) / C = 13 / 3: the authors' target is int(13 / 3) = 4 per class (their class_threshold), less each
+    count, at least 0; the optimum under that target, by brute force, is what the AF picks."""
+    rng = np.random.default_rng(5)
+    scores = np.r_[np.zeros((8, 3)), np.log(rng.dirichlet([0.7, 0.7, 0.7], size=11))]
+    labels = np.r_[[0] * 5 + [1] * 3, [-1] * 11]
+    sel = select(class_balanced, scores=scores, labels=labels, labeled_mask=labels >= 0, n_classes=3, budget=5,
+                 rng=np.random.default_rng(0))
+    p = np.exp(scores[8:]) / np.exp(scores[8:]).sum(1, keepdims=True)
+    u = (p * np.log(p)).sum(1)
+    omega = np.array([max(0, int(13 / 3) - c) for c in (5, 3, 0)], dtype=float)  # [0, 1, 4]
+    values = {z: objective(np.array(z), u, p, omega, 1.0) for z in itertools.combinations(range(11), 5)}
+    best = min(values, key=values.get)
+    assert sel.info["used"] == "milp" and sorted(sel.indices - 8) == list(best)
+
+
+def test_class_balanced_takes_the_authors_lam_for_cifar100(make_cfg):
+    assert make_cfg("acquisition=class_balanced", "dataset=cifar100").acquisition.lam == 2.0
+    assert make_cfg("acquisition=class_balanced").acquisition.lam == 1.0  # digits: the authors give none
+
+
 def test_class_balanced_records_the_greedy_fallback_at_the_limit():
     rng = np.random.default_rng(1)
     n = 400

@@ -4,8 +4,8 @@ Our reading. Over the m unlabeled samples, with p_i their class probabilities (a
 through a softmax), choose z in {0, 1}^m with sum z = b minimising
 
     z . U + lam * || P^T z - Omega ||_1,   U_i = sum_c p_ic log p_ic  (negative entropy: uncertain is cheap)
-    Omega_c = max(0, tau - n_c),            tau = (n_labeled + b) / C  (each class's count in a balanced
-                                                                         labeled set after this batch)
+    Omega_c = max(0, tau - n_c),            tau = floor((n_labeled + b) / C)  (each class's count in a
+                                                  balanced labeled set after this batch, floored as the authors)
 
 P^T z is the batch's expected count per class, so the second term asks the batch to fill the classes
 that lag behind the balanced share. The L1 norm is linearised with one slack per class (t_c >= +-(P^T z
@@ -16,8 +16,10 @@ objective, of HiGHS's incumbent and the greedy solution (add, b times, the sampl
 objective least; ties at random). What happened is recorded: `acquisition_info` has the solver status,
 which solution was used, and both objectives.
 
-Where we had to choose: lam (default 1) weighs one expected sample of imbalance against one nat of
-entropy; tau as above. The paper's U may use other uncertainty scores; entropy is its main setting.
+lam: the authors' code (Javadzb/Class-Balanced-AL, query_strategies/entropy_sampling.py, read for this) uses
+0.6 for CIFAR-10 and 2 for CIFAR-100; alimb takes the dataset's value (`dataset.class_balanced_lam`, set for
+cifar100) and 1 where the authors give none (one expected sample of imbalance against one nat of entropy).
+The paper's U may use other uncertainty scores; entropy is its main setting.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def class_balanced(ctx: Context, *, lam: float = 1.0, node_limit: int = 1000, ti
     p = per_row(as_probabilities, scores, candidates)  # (m, C)
     u = (p * np.log(np.clip(p, 1e-300, None))).sum(axis=1)
     counts = np.bincount(labels[labeled_mask], minlength=n_classes)
-    omega = np.maximum(0.0, (labeled_mask.sum() + budget) / n_classes - counts)
+    omega = np.maximum(0, (int(labeled_mask.sum()) + budget) // n_classes - counts).astype(np.float64)
     m, c = p.shape
     cost = np.concatenate([u, np.full(c, lam)])
     pt = sp.csr_matrix(p.T)
