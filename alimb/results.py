@@ -108,9 +108,10 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
             counts = record.class_counts or []
             rows.append({**base, **{k: getattr(record, k) for k in SCALARS},
                          "classes_discovered": sum(1 for c in counts if c > 0), "n_classes": len(counts),
+                         "fallback": bool((record.acquisition_info or {}).get("fallback")),
                          "class_counts": counts, "per_class_accuracy": record.per_class_accuracy})
     columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, "classes_discovered", "n_classes",
-               "class_counts", "per_class_accuracy"]
+               "fallback", "class_counts", "per_class_accuracy"]
     df = pd.DataFrame(rows, columns=columns)
     df.attrs["layouts"] = {run["axes"][0]: run["layout"] for run in runs if run["layout"]}  # experiment -> figures
     return df

@@ -151,6 +151,9 @@ def table_rows(groups: list[Group], baseline: str = BASELINE) -> list[dict]:
     vs = f"vs_{baseline}"
     for g in groups:
         row = dict(zip(GROUP, g.key), seeds=len(g.complete), partial_runs=g.partial)
+        # iterations after the first (iteration 0 is random by protocol) where the AF's own rule fell back
+        selected = [run["fallback"].iloc[1:] for run in g.complete if len(run) > 1]
+        row["fallback_share"] = float(pd.concat(selected).mean()) if selected else 0.0
         finals = {
             "aubc": list(g.per_seed("accuracy").values()),
             "minority_aubc": list(g.per_seed("minority_accuracy").values()),

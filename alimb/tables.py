@@ -33,7 +33,8 @@ def write_tables(rows: list[dict], out: Path, baseline: str = BASELINE) -> None:
         versus = "" if np.isnan(p) else f"{p:.3f}" + (" *" if p < ALPHA else "")
         p_best = r.get("vs_best_baseline_t_p_holm", float("nan"))
         best = "" if np.isnan(p_best) else f"{r['best_baseline']}: {p_best:.3f}" + (" *" if p_best < ALPHA else "")
-        af = r["acquisition"] + (f" [{r['variant']}]" if r["variant"] else "")
+        af = r["acquisition"] + (f" [{r['variant']}]" if r["variant"] else "") \
+            + (f" (fallback in {r['fallback_share']:.0%} of iterations)" if r["fallback_share"] > 0 else "")
         saved = r[f"labels_saved_{vs}"]
         if r["acquisition"] == baseline:
             saved = "(baseline)"
@@ -53,7 +54,9 @@ def write_tables(rows: list[dict], out: Path, baseline: str = BASELINE) -> None:
         "the fraction of budget points where each AF's accuracy is significantly higher than another's. "
         f"vs {baseline} / vs best baseline (the non-MCS AF of the same settings with the best mean AUBC, the AF itself "
         "excluded): paired t-test of per-seed AUBC, Holm-corrected over the AFs of the same settings; "
-        f"* marks p < {ALPHA} (the Wilcoxon signed-rank tests are in results.csv).\n"
+        f"* marks p < {ALPHA} (the Wilcoxon signed-rank tests are in results.csv). \"fallback in x%\": the share of "
+        "the AF's iterations (after the random first one) where its own rule could not run and a stand-in chose "
+        "(acquisition_info.fallback: class_balanced's greedy batch or unproven incumbent, flqmi's random batch).\n"
     )
     (out / "results.md").write_text("\n".join(lines) + "\n" + note)
 

@@ -187,3 +187,21 @@ def test_a_run_that_never_completed_an_iteration_is_not_a_run_and_not_damage(swe
     with caplog.at_level("WARNING"):
         df = load([tmp_path / "outputs"])
     assert df["run"].nunique() == 6 and "failed" not in caplog.text
+
+
+def test_the_report_shows_how_often_an_af_fell_back(make_cfg, tmp_path):
+    """class_balanced with no time to search: its greedy batch runs; the share comes from the records' info."""
+    for seed in (0, 1):
+        run_experiment(make_cfg(*SMALL, "acquisition=class_balanced", "acquisition.time_limit=1e-9", f"seed={seed}",
+                                "al.iterations=3"), tmp_path / f"runs/cb{seed}")
+        run_experiment(make_cfg(*SMALL, "acquisition=random", f"seed={seed}", "al.iterations=3"), tmp_path / f"runs/r{seed}")
+    records = [r for s in (0, 1) for r in RunDir(tmp_path / f"runs/cb{s}").records() if r.iteration > 0]
+    share = np.mean([bool(r.acquisition_info and r.acquisition_info.get("fallback")) for r in records])
+    assert share > 0
+    report([tmp_path / "runs"], tmp_path / "report")
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "report/results.csv").set_index("acquisition")
+    assert rows.loc["class_balanced", "fallback_share"] == pytest.approx(share) and rows.loc["random", "fallback_share"] == 0
+    md = (tmp_path / "report/results.md").read_text()
+    assert f"class_balanced (fallback in {share:.0%} of iterations)" in md and "random (fallback" not in md

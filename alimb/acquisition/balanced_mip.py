@@ -94,4 +94,5 @@ def class_balanced(ctx: Context, *, lam: float = 1.0, node_limit: int = 1000, ti
         info["greedy_objective"] = objective(fallback, u, p, omega, lam)
         better = solved is not None and info["milp_objective"] <= info["greedy_objective"]
         chosen, info["used"] = (solved, "milp_incumbent") if better else (fallback, "greedy")
+        info["fallback"] = info["used"]  # not the program's proven optimum: alimb-report shows how often
     return Selection(candidates[chosen], info=info)

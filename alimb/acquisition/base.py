@@ -18,7 +18,9 @@ class Selection:
     indices: np.ndarray  # (budget,) int64, absolute into the pool
     n_quota: int = 0
     quota_requested: int = 0  # sum of the minority quotas m_c (Eq. 3) before the budget capped them
-    info: dict = field(default_factory=dict)  # for the records (solver status, arms chosen); *_seconds: timings
+    # for the records (solver status, arms chosen); *_seconds: timings; "fallback": why the AF's own rule could not
+    # run and what ran instead (alimb-report shows the share of iterations that fell back)
+    info: dict = field(default_factory=dict)
 
     @property
     def n_auxiliary(self) -> int:

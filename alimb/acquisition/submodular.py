@@ -38,7 +38,7 @@ def flqmi(ctx: Context, *, eta: float = 1.0) -> Selection:
     minority = np.flatnonzero(minority_quotas(np.bincount(labels[labeled_mask], minlength=n_classes)) > 0)
     query = np.flatnonzero(labeled_mask & np.isin(labels, minority))
     if query.size == 0:
-        return Selection(candidates[:budget], info={"query_size": 0})
+        return Selection(candidates[:budget], info={"query_size": 0, "fallback": "random: no query set"})
     q = torch.as_tensor(unit_rows(np.asarray(fg)[query]))  # (|Q|, d)
     x = torch.as_tensor(unit_rows(np.asarray(fg)[candidates]))  # (m, d)
     cover = torch.zeros(len(q))
