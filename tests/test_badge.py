@@ -52,3 +52,24 @@ def test_d2_sampling_draws_in_proportion_to_squared_distance():
     assert (picks[:, 0] == 0).all()  # the largest ||g||
     share = np.mean(picks[:, 1] == 2)
     assert abs(share - 0.9) < 0.02
+
+
+def test_under_ft_th_the_embedding_uses_the_models_own_probabilities():
+    """FT-th's scores are prior-rescaled; BADGE's g needs the model's softmax (over the head's logits): it picks
+    exactly what it picks when handed those probabilities directly, and not what the rescaled ones give."""
+    from alimb.schemes.finetune import threshold
+
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(300, 6)).astype(np.float32)
+    w, b = rng.normal(size=(6, 4)), rng.normal(size=4)
+    logits = h.astype(np.float64) @ w + b
+    own = np.exp(logits - logits.max(1, keepdims=True))
+    own /= own.sum(1, keepdims=True)
+    rescaled = threshold(own, np.array([40, 10, 5, 1]))
+    mask = np.zeros(300, dtype=bool)
+    mask[:20] = True
+    common = dict(features=h, labeled_mask=mask, budget=15)
+    with_head = select(badge, scores=rescaled, head=(w, b), rng=np.random.default_rng(1), **common).indices
+    expected = select(badge, scores=own, rng=np.random.default_rng(1), **common).indices
+    np.testing.assert_array_equal(with_head, expected)
+    assert not np.array_equal(select(badge, scores=rescaled, rng=np.random.default_rng(1), **common).indices, expected)

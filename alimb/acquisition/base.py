@@ -170,10 +170,16 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def is_simplex(scores: np.ndarray) -> bool:
+    """Whether every row is a probability vector (fine tuning's scores) rather than decision values."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return bool((scores >= 0).all() and np.allclose(scores.sum(axis=1), 1.0, atol=1e-6))
+
+
 def as_probabilities(scores: np.ndarray) -> np.ndarray:
     """Scores as class probabilities: rows already on the simplex pass through, others get a softmax."""
     scores = np.asarray(scores, dtype=np.float64)
-    if (scores >= 0).all() and np.allclose(scores.sum(axis=1), 1.0, atol=1e-6):
+    if is_simplex(scores):
         return scores
     z = scores - scores.max(axis=1, keepdims=True)
     e = np.exp(z)

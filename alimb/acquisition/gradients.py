@@ -1,7 +1,8 @@
 """BADGE (Ash et al., ICLR 2020): k-means++ seeding on gradient embeddings, never materialised.
 
 Our reading. Each unlabeled sample's gradient embedding is g = (onehot(y_hat) - p) ⊗ h(x): p the class
-probabilities (an SVM's decision values go through a softmax, FT's probabilities are used as they are),
+probabilities, the model's own as the cross-entropy gradient needs them (an SVM's decision values through a
+softmax; under fine tuning the softmax of the head's logits over h, so FT-th's prior rescaling stays out of g),
 y_hat = argmax p, h the scheme's features (F_g for the SVM schemes, the penultimate layer for fine tuning).
 The batch is chosen by k-means++ seeding on g: first the sample of largest ||g||, then repeatedly a sample
 drawn with probability proportional to its squared distance to the nearest chosen one (D² sampling).
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alimb.acquisition.base import Context, Selection, as_probabilities, row_blocks, top_k
+from alimb.acquisition.base import Context, Selection, as_probabilities, is_simplex, row_blocks, top_k
 
 WEIGHT_BLOCK = 1024  # candidates per block of the proposal weights (block sums make a draw O(n / block + block))
 
@@ -33,11 +34,14 @@ WEIGHT_BLOCK = 1024  # candidates per block of the proposal weights (block sums 
 class _Embeddings:
     """The candidates' gradient embeddings in factorised form: p (float32), y_hat, ||a||², h, ||h||²."""
 
-    def __init__(self, scores: np.ndarray, features: np.ndarray, candidates: np.ndarray):
+    def __init__(self, scores: np.ndarray, features: np.ndarray, candidates: np.ndarray, head: tuple | None = None):
         m = candidates.size
         self.p = np.empty((m, np.shape(scores)[1]), dtype=np.float32)
         for b in row_blocks(m, self.p.shape[1]):
-            self.p[b] = as_probabilities(np.asarray(scores[candidates[b]]))
+            s = np.asarray(scores[candidates[b]])
+            if head is not None and is_simplex(s):  # fine tuning: the model's own softmax over its head's logits
+                s = np.asarray(features[candidates[b]], dtype=np.float64) @ head[0] + head[1]  # (not FT-th's rescaling)
+            self.p[b] = as_probabilities(s)
         self.y = np.argmax(self.p, axis=1)
         rows = np.arange(m)
         p_sq = np.einsum("nk,nk->n", self.p, self.p, dtype=np.float64)
@@ -83,7 +87,7 @@ def badge(ctx: Context) -> Selection:
     ctx.need("badge", "scores", "features")
     scores, features, budget, rng = ctx.scores, ctx.features, ctx.budget, ctx.rng
     candidates = ctx.pool()
-    emb = _Embeddings(scores, features, candidates)
+    emb = _Embeddings(scores, features, candidates, ctx.head)
     m = candidates.size
     centers = _Centers(emb, budget)
     chosen: list[int] = []
