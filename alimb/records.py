@@ -33,7 +33,7 @@ class Record:
     n_from_auxiliary: int  # the rest of the batch
     quota_requested: int  # sum of the quotas m_c before the budget capped them
     n_revealed_within_batch: int  # labels the AF read from the oracle during its own batch
-    reveal_within_batch: bool  # whether the AF was allowed to (galaxy, cds_bal, tailor by default)
+    reveal_within_batch: bool  # whether the AF was allowed to (galaxy, cds_bal, minority_bandit by default)
     scheme: str  # the configured scheme
     scheme_used: str  # the scheme that trained this iteration's model (the switch: either of its schemes)
     seconds: dict  # select / train / score, and the AF's own timings (select_<name>)

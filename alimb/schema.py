@@ -167,7 +167,7 @@ class ProbCover(Node):
     purity_sample: Positive
 
 
-class Tailor(Reveals):
+class MinorityBandit(Reveals):
     arms: Annotated[dict[str, dict], Field(min_length=1)]
 
 
@@ -362,7 +362,7 @@ MODELS: dict[str, type[Node]] = {
     f"{A}submodular.flqmi": Flqmi,
     f"{A}lowbudget.typiclust": TypiClust,
     f"{A}lowbudget.probcover": ProbCover,
-    f"{A}bandit.tailor": Tailor,
+    f"{A}bandit.minority_bandit": MinorityBandit,
     "alimb.schemes.svm.LinearSVMScheme": LinearSVM,
     "alimb.schemes.finetune.FineTuneScheme": FineTune,
     "alimb.schemes.switch.SwitchScheme": Switch,

@@ -102,7 +102,7 @@ def test_candidates_and_picks_are_honoured(af):
 def test_any_af_serves_as_auxiliary_within_or_arm(make_cfg, inner):
     """`acquisition.auxiliary=NAME`, `acquisition.within=NAME`, an arm of the bandit: every AF of the group, chosen
     by name as on the command line, runs there (or is refused in one line before any work)."""
-    for slot, base in (("auxiliary", "dmcs_rand"), ("within", "umcs_rand"), (f"arms.{inner}", "tailor")):
+    for slot, base in (("auxiliary", "dmcs_rand"), ("within", "umcs_rand"), (f"arms.{inner}", "minority_bandit")):
         cfg = make_cfg(f"acquisition={base}", f"++acquisition.{slot}={inner}" if slot.startswith("arms")
                        else f"acquisition.{slot}={inner}")
         try:

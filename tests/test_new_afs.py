@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from alimb.acquisition import Oracle, Selection, class_balanced, flqmi, galaxy, probcover, tailor, typiclust
+from alimb.acquisition import Oracle, Selection, class_balanced, flqmi, galaxy, probcover, minority_bandit, typiclust
 from alimb.acquisition.balanced_mip import objective
 from alimb.acquisition.boundary import base, boundary_distances
 from alimb.acquisition.lowbudget import typicality
@@ -224,7 +224,7 @@ def test_probcover_covers_the_most_uncovered_points_first():
 
 
 # ---- the bandit ----
-def test_tailor_favours_the_arm_that_finds_minority_classes():
+def test_minority_bandit_favours_the_arm_that_finds_minority_classes():
     labels = np.r_[[0] * 50 + [1] * 2, [-1] * 120]
     truth = np.r_[labels[:52], np.tile([0, 1], 60)]
     mask = labels >= 0
@@ -235,7 +235,7 @@ def test_tailor_favours_the_arm_that_finds_minority_classes():
             return Selection(ctx.rng.permutation(idx)[:ctx.budget])
         return arm
 
-    sel = select(tailor, arms={"finds_minority": proposing(1), "finds_majority": proposing(0)}, labels=labels,
+    sel = select(minority_bandit, arms={"finds_minority": proposing(1), "finds_majority": proposing(0)}, labels=labels,
                  labeled_mask=mask, n_classes=2, budget=40, rng=np.random.default_rng(0), oracle=Oracle(truth),
                  scores=np.zeros((172, 2)))
     assert sel.info["arm_picks"]["finds_minority"] >= 30
@@ -243,7 +243,7 @@ def test_tailor_favours_the_arm_that_finds_minority_classes():
 
 
 # ---- through the loop ----
-NEW = ["badge", "base", "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "tailor"]
+NEW = ["badge", "base", "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "minority_bandit"]
 
 
 @pytest.mark.parametrize("af", NEW)
@@ -252,10 +252,10 @@ def test_each_new_af_runs_on_digits_with_cs_svm(make_cfg, tmp_path, af):
 
     records = run_experiment(make_cfg(f"acquisition={af}", "al.iterations=3", "al.per_iteration=30"), tmp_path)
     assert [r["n_labeled"] for r in records] == [30, 60, 90]
-    reveals = af in ("galaxy", "tailor")
+    reveals = af in ("galaxy", "minority_bandit")
     assert [r["reveal_within_batch"] for r in records] == [False, reveals, reveals]
     assert all((r["n_revealed_within_batch"] == 30) == (reveals and r["iteration"] > 0) for r in records)
-    if af in ("class_balanced", "tailor"):
+    if af in ("class_balanced", "minority_bandit"):
         assert all(r.acquisition_info is not None for r in records[1:])
 
 

@@ -12,7 +12,7 @@ BASE is `alimb.acquisition.boundary.base`: not re-exported here, where `base` na
 """
 
 from alimb.acquisition.balanced_mip import class_balanced
-from alimb.acquisition.bandit import tailor
+from alimb.acquisition.bandit import minority_bandit
 from alimb.acquisition.base import AF, Context, Oracle, Selection
 from alimb.acquisition.graphs import galaxy
 from alimb.acquisition.gradients import badge
@@ -27,5 +27,5 @@ __all__ = [
     "AF", "Context", "Oracle", "Selection", "badge", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy",
     "cds_bal",
     "minority_sampling", "minority_quotas", "certain",
-    "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "tailor",
+    "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "minority_bandit",
 ]

@@ -1,17 +1,22 @@
-"""A meta AF in the spirit of TAILOR (Zhang et al., NeurIPS 2023): a Thompson-sampling bandit over configured AFs.
+"""A Thompson-sampling bandit over configured AFs, rewarded by minority-class picks (`minority_bandit`).
 
-Our reading. The arms are AFs from conf/acquisition (`arms`: name -> AF). Each arm first proposes a full
+Inspired by TAILOR (Zhang et al., NeurIPS 2023), and deliberately not named after it: the authors' code
+(jifanz/TAILOR, strategy/meta/thompson_meta.py) differs in ways that change picks. There the posterior is updated
+only after the batch, as if its labels were revealed then; it is kept across rounds, decayed by 0.9; each arm has
+a Dirichlet over classes and the reward is theta . v with v_c = 1 / max(1, n_c) (negative for a class holding over
+half the labels); and its arms are per-class sub-procedures. Here:
+
+The arms are AFs from conf/acquisition (`arms`: name -> AF). Each arm first proposes a full
 batch (its own picks, in its order; arms never reveal labels: their context has no oracle, so an
 arm that would reveal counts the predicted class instead). Then, slot by slot: every arm with proposals left draws
 theta ~ Beta(1 + wins, 1 + losses) from the generator, the largest theta wins the slot (ties: the arm
 listed first), and its next proposal not yet in the batch is taken. The reward is 1 when the pick's class
 is a minority class of the labeled set at that moment (labeled count below the mean, the paper's Eq. 3
 rule), else 0; the pick then counts for its class. The label is read from the simulated oracle
-(`reveal_within_batch: true`, as TAILOR reads each label as it comes) or, with `false`, taken as the
-predicted class. TAILOR's own reward is a class-balancing score over a multi-label setting; this one is
-its single-label, minority-class form. The posteriors start afresh at every iteration (the AF is a pure
-function of its inputs; a run resumed after any iteration makes the same choices). The arms' picks and
-rewards are recorded per iteration (`acquisition_info`).
+(`reveal_within_batch: true`: each label as it comes, unlike TAILOR) or, with `false`, taken as the predicted
+class. The posteriors start afresh at every iteration (the AF is a pure function of its inputs; a run resumed
+after any iteration makes the same choices). The arms' picks and rewards are recorded per iteration
+(`acquisition_info`).
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from alimb.acquisition.base import AF, Context, Selection
 from alimb.errors import UserError
 
 
-def tailor(ctx: Context, *, arms: dict[str, AF], reveal_within_batch: bool = True) -> Selection:
-    """Thompson sampling over `arms`, rewarded by picks of minority classes (see the module docstring)."""
+def minority_bandit(ctx: Context, *, arms: dict[str, AF], reveal_within_batch: bool = True) -> Selection:
+    """Thompson sampling over `arms`, rewarded by picks of minority classes (see the module docstring: not TAILOR)."""
     ctx.pool()
     if not arms:
-        raise UserError("tailor needs at least one arm; add one with +acquisition@acquisition.arms.NAME=NAME")
+        raise UserError("minority_bandit needs at least one arm; add one with +acquisition@acquisition.arms.NAME=NAME")
     if not ctx.reveals(reveal_within_batch):
-        ctx.need("tailor", "scores")
+        ctx.need("minority_bandit", "scores")
     rng, budget, n_classes, scores = ctx.rng, ctx.budget, ctx.n_classes, ctx.scores
     names = list(arms)
     children = rng.spawn(len(names))
