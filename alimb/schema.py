@@ -153,6 +153,7 @@ class ClassBalanced(Node):
 
 class Flqmi(Node):
     eta: NonNegativeNumber
+    embedding: Literal["fg", "gradient"]
 
 
 class TypiClust(Node):

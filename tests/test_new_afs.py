@@ -170,6 +170,23 @@ def test_class_balanced_records_the_greedy_fallback_at_the_limit():
 
 
 # ---- SIMILAR / FLQMI ----
+def test_flqmi_in_the_gradient_space_equals_flqmi_on_the_built_gradient_embeddings():
+    """embedding=gradient never builds g = (onehot(y_hat) - p) ⊗ h; built here by hand and handed over as F_g,
+    plain FLQMI picks the same."""
+    rng = np.random.default_rng(4)
+    n, k, d = 120, 4, 5
+    scores, h = rng.normal(size=(n, k)), rng.normal(size=(n, d)).astype(np.float32)
+    p = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+    a = np.eye(k)[p.argmax(1)] - p
+    built = np.stack([np.kron(a[i], h[i]) for i in range(n)]).astype(np.float32)  # (n, k * d)
+    labels = np.r_[[0] * 8 + [1] * 6 + [2] * 2 + [3], [-1] * (n - 17)]
+    common = dict(labels=labels, labeled_mask=labels >= 0, n_classes=k, budget=12)
+    ours = select(flqmi, scores=scores, features=h, embedding="gradient", rng=np.random.default_rng(0), **common)
+    plain = select(flqmi, fg=built, rng=np.random.default_rng(0), **common)
+    np.testing.assert_array_equal(ours.indices, plain.indices)
+    assert not np.array_equal(select(flqmi, fg=h, rng=np.random.default_rng(0), **common).indices, plain.indices)
+
+
 @pytest.mark.parametrize("held", [True, False])
 def test_flqmi_is_the_plain_greedy_on_the_minority_query_set(monkeypatch, held):
     """With the query x candidate similarities held and recomputed in blocks alike."""
