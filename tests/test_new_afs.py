@@ -213,9 +213,50 @@ def test_flqmi_is_the_plain_greedy_on_the_minority_query_set(monkeypatch, held):
 
 
 # ---- TypiClust / ProbCover ----
-def test_typicality_is_the_inverse_mean_distance_to_the_nearest_neighbours():
-    t = typicality(np.array([[0.0], [1.0], [3.0]]), k_nn=1)
-    np.testing.assert_allclose(t, 1 / (np.array([1.0, 1.0, 2.0]) + 1e-5))
+def test_typicality_is_the_inverse_mean_squared_distance_to_the_nearest_neighbours():
+    t = typicality(np.array([[0.0], [1.0], [3.0]]), k_nn=1)  # min(1, 3 // 2) = 1 neighbour, squared distances
+    np.testing.assert_allclose(t, 1 / (np.array([1.0, 1.0, 4.0]) + 1e-5))
+    t = typicality(np.array([[0.0], [1.0], [3.0], [7.0]]), k_nn=20)  # min(20, 4 // 2) = 2 neighbours
+    np.testing.assert_allclose(t, 1 / (np.array([(1 + 9) / 2, (1 + 4) / 2, (4 + 9) / 2, (16 + 36) / 2]) + 1e-5))
+
+
+def typiclust_as_published(x, clusters, labeled, budget, min_size=5, k_nn=20):
+    """Our transcription of the authors' selection (avihu111/TypiClust typiclust.py select_samples), given the
+    clusters: large clusters sorted once by (labeled count, -size), pick i from cluster i mod their number, the
+    most typical of its members not labeled or picked (k = min(k_nn, members // 2), squared L2)."""
+    ids, sizes = np.unique(clusters, return_counts=True)
+    counts = np.array([np.sum(labeled & (clusters == c)) for c in ids])
+    keep = sizes > min_size
+    order = sorted(zip(counts[keep], -sizes[keep], ids[keep]))
+    taken = labeled.copy()
+    picks = []
+    for i in range(budget):
+        c = order[i % len(order)][2]
+        members = np.flatnonzero((clusters == c) & ~taken)
+        f = x[members]
+        d = ((f[:, None] - f[None]) ** 2).sum(-1)
+        k = min(k_nn, len(members) // 2)
+        mean = np.sort(d, axis=1)[:, 1:k + 1].mean(1)  # column 0: itself
+        j = members[np.argmax(1 / (mean + 1e-5))]
+        picks.append(int(j))
+        taken[j] = True
+    return picks
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_typiclust_picks_what_the_authors_rule_picks_with_the_cap_binding_and_labels_in_clusters(monkeypatch, case):
+    """More picks than large clusters (the order wraps), labels inside clusters, some clusters under the floor."""
+    import alimb.acquisition.lowbudget as lb
+
+    rng = np.random.default_rng(case)
+    n = 400
+    clusters = np.r_[np.repeat(np.arange(12), 30), np.repeat([12, 13, 14, 15], [3, 5, 4, 28])]
+    x = rng.normal(size=(n, 3)) + 4 * rng.normal(size=(16, 3))[clusters]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labeled = rng.random(n) < 0.08
+    monkeypatch.setattr(lb, "kmeans", lambda *_: clusters)
+    sel = select(typiclust, fg=x, labeled_mask=labeled, budget=30, rng=np.random.default_rng(0))
+    assert sel.indices.tolist() == typiclust_as_published(x, clusters, labeled, 30)
 
 
 def test_typiclust_takes_the_most_typical_sample_of_an_uncovered_cluster():
@@ -227,7 +268,7 @@ def test_typiclust_takes_the_most_typical_sample_of_an_uncovered_cluster():
     sel = select(typiclust, fg=fg, labeled_mask=mask, budget=1, rng=np.random.default_rng(0), max_clusters=2)
     second = fg[30:]
     d = np.sqrt(((second[:, None] - second[None]) ** 2).sum(-1))
-    typical = 1 / (np.sort(d, axis=1)[:, 1:21].mean(1) + 1e-5)  # 20 nearest neighbours, itself excluded
+    typical = 1 / (np.sort(d ** 2, axis=1)[:, 1:16].mean(1) + 1e-5)  # min(20, 30 // 2) nearest, squared
     assert sel.indices.tolist() == [30 + int(np.argmax(typical))]
 
 

@@ -1,12 +1,15 @@
 """The low-budget AFs: TypiClust (Hacohen et al., ICML 2022) and ProbCover (Yehuda et al., NeurIPS 2022), in F_g.
 
-TypiClust, our reading (the authors' code in avihu111/TypiClust): F_g rows scaled to unit norm; k-means of the
-whole pool into min(n_labeled + b, max_clusters=500) clusters (Lloyd's, alimb.acquisition.clustering, seeded
-from the generator; the authors use scikit-learn's KMeans / MiniBatchKMeans); then, b times: among clusters of
-more than min_cluster_size=5 samples, the one with the fewest labeled (and already picked) samples, ties to
-the largest; in it, the unlabeled sample of highest typicality 1 / (mean distance to its min(20, size - 1)
-nearest neighbours within the cluster + 1e-5). Remaining ties: the lowest cluster id, then a random order of
-the samples.
+TypiClust as its authors run it (avihu111/TypiClust, deep-al/pycls/al/typiclust.py, read for this): F_g rows
+scaled to unit norm; scikit-learn's k-means of the whole pool into min(n_labeled + b, max_clusters=500)
+clusters (alimb.acquisition.clustering); the clusters of more than min_cluster_size=5 samples sorted once by
+their labeled count (fewest first), then by size (largest first), then by id; pick i goes to the (i mod the
+number of those clusters)-th cluster of that order; in it, among the members neither labeled nor picked, the
+one of highest typicality 1 / (mean squared distance to its min(k_nn=20, members // 2) nearest other members
++ 1e-5), recomputed for every pick (the authors' faiss IndexFlatL2 distances are squared). Where the authors'
+code has no answer, alimb's: a cluster with no member left is passed over for the next one in the order, a
+single member is taken as it is, and with no cluster above the size floor every cluster takes part.
+Samples an enclosing AF excludes (`ctx.available()`) are never picked but count as the authors count them.
 
 ProbCover, our reading (the authors' code in the same repository): F_g rows scaled to unit norm; the
 delta-ball graph (x -> y when ||x - y|| <= delta); the points covered by a labeled sample's ball are
@@ -41,17 +44,29 @@ def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def typicality(x: np.ndarray, k_nn: int = 20) -> np.ndarray:
-    """1 / (mean distance to the min(k_nn, n - 1) nearest other rows + 1e-5), for the rows of x."""
-    k = min(k_nn, len(x) - 1)
+    """1 / (mean squared distance to the min(k_nn, n // 2) nearest other rows + 1e-5), for the rows of x (the
+    authors' rule: at most half the rows as neighbours; a single row: 1)."""
+    k = min(k_nn, len(x) // 2)
     if k <= 0:
         return np.ones(len(x))
     out = np.empty(len(x))
     step = max(1, BLOCK_ELEMENTS // len(x))
     for start in range(0, len(x), step):
-        d = np.sqrt(_sq_distances(x[start:start + step], x))
-        near = np.partition(d, k, axis=1)[:, 1:k + 1]  # column 0: the row itself (distance 0)
+        d = _sq_distances(x[start:start + step], x)
+        d[np.arange(len(d)), np.arange(start, start + len(d))] = np.inf  # not its own neighbour
+        near = np.partition(d, k - 1, axis=1)[:, :k]
         out[start:start + len(d)] = 1.0 / (near.mean(axis=1) + 1e-5)
     return out
+
+
+def typiclust_order(clusters: np.ndarray, labeled_mask: np.ndarray, min_cluster_size: int) -> np.ndarray:
+    """The clusters picks go to, in turn: those above the size floor by (labeled count, -size, id)."""
+    sizes = np.bincount(clusters)
+    labeled = np.bincount(clusters[labeled_mask], minlength=sizes.size)
+    ids = np.flatnonzero(sizes > min_cluster_size)
+    if ids.size == 0:
+        ids = np.flatnonzero(sizes > 0)
+    return ids[np.lexsort((ids, -sizes[ids], labeled[ids]))]
 
 
 def typiclust(ctx: Context, *, max_clusters: int = 500, min_cluster_size: int = 5, k_nn: int = 20) -> Selection:
@@ -61,28 +76,26 @@ def typiclust(ctx: Context, *, max_clusters: int = 500, min_cluster_size: int = 
     ctx.pool()
     x = unit_rows(fg)
     clusters = kmeans(x, min(int(labeled_mask.sum()) + budget, max_clusters, len(x)), rng)
-    sizes = np.bincount(clusters)
-    taken = np.bincount(clusters[labeled_mask], minlength=sizes.size)
-    chosen = ~ctx.available()  # labeled, picked earlier in the batch, or outside the candidates
-    free_left = sizes - np.bincount(clusters[chosen], minlength=sizes.size)
-    order = rng.permutation(len(x))  # ties between samples
-    picks = []
-    scores: dict[int, np.ndarray] = {}
+    order = typiclust_order(clusters, labeled_mask, min_cluster_size)
+    free = ctx.available().copy()
+    left = np.bincount(clusters[free], minlength=clusters.max() + 1)  # free members per cluster
+    by_cluster = np.argsort(clusters, kind="stable")
+    bounds = np.searchsorted(clusters[by_cluster], np.arange(left.size + 1))
+    picks: list[int] = []
+    turn = 0
     while len(picks) < budget:
-        open_ = (sizes > min_cluster_size) & (free_left > 0)
-        if not open_.any():  # every large cluster exhausted: the small ones too
-            open_ = free_left > 0
-        c = int(np.lexsort((np.arange(sizes.size), -sizes, np.where(open_, taken, np.iinfo(np.int64).max)))[0])
-        members = np.flatnonzero(clusters == c)
-        if c not in scores:
-            scores[c] = typicality(x[members], k_nn)
-        free = ~chosen[members]
-        rank = np.lexsort((order[members][free], -scores[c][free]))
-        j = int(members[free][rank[0]])
+        if left[order].sum() == 0:  # the listed clusters are used up: the others take part, by id
+            order = np.flatnonzero(left)
+        c = order[turn % order.size]
+        turn += 1
+        members = by_cluster[bounds[c]:bounds[c + 1]]
+        members = members[free[members]]
+        if members.size == 0:
+            continue
+        j = int(members[np.argmax(typicality(x[members], k_nn))])
         picks.append(j)
-        chosen[j] = True
-        taken[c] += 1
-        free_left[c] -= 1
+        free[j] = False
+        left[c] -= 1
     return Selection(np.array(picks, dtype=np.int64))
 
 
