@@ -21,12 +21,17 @@ class TorchSolver:
     def __init__(self, tol: float, max_iter: int, warm_start: bool, device: str):
         self.tol, self.max_iter, self.warm_start, self.device = tol, max_iter, warm_start, resolve_device(device)
         self._w: torch.Tensor | None = None  # (d+1, K): the last solution, the next fit's start
+        self.info: dict | None = None  # what the last fit reports of its work (None: not counted)
+
+    @staticmethod
+    def minimise(*args) -> tuple[torch.Tensor, dict | None]:
+        return fit_ovr_squared_hinge(*args), None
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int, C: float, weights: np.ndarray) -> np.ndarray:
         """(d+1, K) hyperplanes, the intercepts in the last row."""
         xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         w0 = self._w if self.warm_start and self._w is not None and self._w.shape == (x.shape[1] + 1, n_classes) else None
-        self._w = fit_ovr_squared_hinge(
+        self._w, self.info = self.minimise(
             xt, torch.as_tensor(y, device=self.device), n_classes, C,
             torch.as_tensor(weights, dtype=torch.float32, device=self.device), w0, self.tol, self.max_iter,
         )
@@ -47,14 +52,7 @@ class NewtonSolver(TorchSolver):
     """All classes at once by a truncated Newton method (CG on the generalised Hessian, exact line search), warm-
     started; records its work (Newton steps, CG steps, evaluation-equivalents) in `info`."""
 
-    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int, C: float, weights: np.ndarray) -> np.ndarray:
-        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        w0 = self._w if self.warm_start and self._w is not None and self._w.shape == (x.shape[1] + 1, n_classes) else None
-        self._w, self.info = fit_ovr_squared_hinge_newton(
-            xt, torch.as_tensor(y, device=self.device), n_classes, C,
-            torch.as_tensor(weights, dtype=torch.float32, device=self.device), w0, self.tol, self.max_iter,
-        )
-        return self._w.cpu().numpy()
+    minimise = staticmethod(fit_ovr_squared_hinge_newton)
 
 
 class LiblinearSolver:
