@@ -49,6 +49,8 @@ def imbalance_title(name: str) -> str:
         return f"ir {name[3:]}"
     if name.startswith("step"):
         return f"step ρ = {name[4:]}"
+    if name.startswith("lt"):
+        return f"long tail ρ = {name[2:]}"
     return {"paper": "Table I imbalance", "none": "balanced"}.get(name, name)
 
 

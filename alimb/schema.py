@@ -108,6 +108,12 @@ class Step(Node):
     seed: Count
 
 
+class LongTail(Node):
+    rho: Annotated[Number, Field(ge=1)]
+    order: Literal["index", "random", "natural"]
+    seed: Count
+
+
 class Counts(Node):
     counts: Optional[list[Count]] = None
     path: Optional[str] = None
@@ -350,6 +356,7 @@ MODELS: dict[str, type[Node]] = {
     "alimb.data.imbalance.Exponential": Exponential,
     "alimb.data.imbalance.Step": Step,
     "alimb.data.imbalance.Counts": Counts,
+    "alimb.data.imbalance.LongTail": LongTail,
     "alimb.data.imbalance.NoImbalance": Seeded,
     "alimb.data.imbalance.paper_preset": Seeded,
     **{f"{A}uncertainty.{n}": Plain for n in ("random", "margin", "certain", "entropy", "least_confidence")},

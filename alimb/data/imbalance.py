@@ -28,7 +28,10 @@ def induce(labels: np.ndarray, n_classes: int, profile, seed: int) -> np.ndarray
     counts = np.asarray(profile.counts(available, np.random.default_rng(order_ss)), dtype=np.int64)
     assert counts.shape == available.shape and (counts <= available).all(), "profile asked for more than a class has"
     rng = np.random.default_rng(sample_ss)
-    keep = [rng.choice(np.flatnonzero(labels == c), counts[c], replace=False) for c in range(n_classes)]
+    if getattr(profile, "takes_first", False):  # the long-tail benchmarks: each class's first n_c in dataset order
+        keep = [np.flatnonzero(labels == c)[:counts[c]] for c in range(n_classes)]
+    else:
+        keep = [rng.choice(np.flatnonzero(labels == c), counts[c], replace=False) for c in range(n_classes)]
     return np.sort(np.concatenate(keep)).astype(np.int64)
 
 
@@ -38,7 +41,9 @@ def class_order(available: np.ndarray, order: str, rng: np.random.Generator) -> 
         return rng.permutation(available.size)
     if order == "natural":
         return np.lexsort((np.arange(available.size), -available))  # most available first, stable
-    raise UserError(f"unknown imbalance.order '{order}'; use random or natural")
+    if order == "index":
+        return np.arange(available.size)  # class 0 largest, as the long-tail benchmarks
+    raise UserError(f"unknown imbalance.order '{order}'; use random, natural or index")
 
 
 class NoImbalance:
@@ -136,6 +141,28 @@ class Step:
         out = np.full_like(available, n_major)
         out[order[available.size - n_minority_classes:]] = n_minor
         return out
+
+
+class LongTail:
+    """The long-tail benchmarks' profile (Cui et al. 2019; Cao et al. 2019, CIFAR-10/100-LT): the class at position
+    i of C keeps int(n_max * rho^(-i / (C - 1))) samples (at most what it has), n_max the head class's count and
+    rho = n_max / n_min the imbalance factor; classes in index order (class 0 the head) and each class's first
+    samples in dataset order, as their code builds the datasets (CIFAR-10-LT at rho = 100: 12 406 images)."""
+
+    takes_first = True
+
+    def __init__(self, rho: float = 100.0, order: str = "index"):
+        if rho < 1:
+            raise UserError(f"imbalance.rho must be >= 1 (n_max / n_min), got {rho}")
+        self.rho, self.order = float(rho), order
+
+    def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        order = class_order(available, self.order, rng)
+        n_max = int(available[order[0]])  # the head class's count (5 000 / 500 for CIFAR-10 / 100)
+        out = np.empty_like(available)
+        for i, k in enumerate(order):
+            out[k] = int(n_max * self.rho ** (-i / max(available.size - 1, 1)))
+        return np.minimum(out, available)  # never binding on balanced data such as CIFAR's
 
 
 class Counts:
