@@ -21,7 +21,7 @@ BASELINES = {  # af -> (colour, line style): random is the black reference line
     "least_confidence": ("#999999", ":"), "coreset": ("#009E73", "--"), "cds_bal": ("#009E73", ":"),
 }
 FAMILIES = {"cmcs": ("#0072B2", "v"), "umcs": ("#CC79A7", "^"), "dmcs": ("#D55E00", "o")}  # the paper's methods
-DATASETS = {"cifar100": "CIFAR-100", "food101": "Food-101", "mit67": "MIT-67", "digits": "Digits",
+DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "food101": "Food-101", "mit67": "MIT-67", "digits": "Digits",
             "synthetic": "Synthetic", "embeddings": "Embeddings", "image_folder": "Image folder"}
 METRICS = {  # metric -> (file stem, y label)
     "accuracy": ("accuracy", "accuracy (mean per-class)"),

@@ -350,6 +350,7 @@ MODELS: dict[str, type[Node]] = {
     "alimb.data.synthetic.make_synthetic": Synthetic,
     "alimb.data.embeddings.load_embeddings": Embeddings,
     "alimb.data.cifar.load_cifar100": Archive,
+    "alimb.data.cifar.load_cifar10": Archive,
     "alimb.data.food101.load_food101": ImageArchive,
     "alimb.data.mit67.load_mit67": ImageArchive,
     "alimb.data.images.image_folder": ImageFolder,

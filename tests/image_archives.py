@@ -15,6 +15,29 @@ def write_image(path: Path, seed: int, size=(12, 10)) -> None:
     Image.fromarray(pixels).save(path)
 
 
+def cifar10(root: Path, per_class_train=2, per_class_test=2, archive=False) -> Path:
+    """cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}: pickled dicts with bytes keys, `labels`."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    splits = [(f"data_batch_{i}", per_class_train) for i in range(1, 6)] + [("test_batch", per_class_test)]
+    for name, per in splits:
+        labels = np.repeat(np.arange(10), per).tolist()
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"filenames": [b"x.png"] * len(labels),
+                 b"data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": 10}, f, protocol=2)
+    if archive:
+        with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
+            tar.add(folder, arcname="cifar-10-batches-py")
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
+    return root
+
+
 def cifar100(root: Path, per_class_train=3, per_class_test=2, n_classes=100, archive=False) -> Path:
     """cifar-100-python/{train,test,meta}: pickled dicts with bytes keys, data (n, 3072) uint8 channel-first."""
     folder = root / "cifar-100-python"

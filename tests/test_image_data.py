@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alimb.data import cifar, download
-from alimb.data.cifar import load_cifar100
+from alimb.data.cifar import load_cifar10, load_cifar100
 from alimb.data.food101 import load_food101
 from alimb.data.images import image_folder
 from alimb.data.mit67 import load_mit67
@@ -26,6 +26,23 @@ def test_cifar100_pickles(tmp_path):
     with open(tmp_path / "cifar-100-python" / "train", "rb") as f:
         raw = pickle.load(f, encoding="bytes")[b"data"][0]
     assert data.train.image(0)[0, 0].tolist() == [raw[0], raw[1024], raw[2048]]
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_cifar10_batches_in_order(tmp_path, archive):
+    """The five training batches concatenated in order (the long-tail benchmarks take each class's first images)."""
+    data = load_cifar10(str(image_archives.cifar10(tmp_path, archive=archive)), download=False)
+    assert data.n_classes == 10 and data.class_names[3] == "c3" and len(data.train) == 100 and len(data.test) == 20
+    import pickle
+
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")[b"data"][0]
+    assert data.train.image(20)[0, 0].tolist() == [raw[0], raw[1024], raw[2048]]  # batch 2 starts at image 20
+
+
+def test_cifar10_missing_names_the_file_and_where(tmp_path):
+    with pytest.raises(UserError, match=r"CIFAR-10 not found: expected .*cifar-10-batches-py .*put it at .*cifar-10-python.tar.gz"):
+        load_cifar10(str(tmp_path), download=False)
 
 
 def test_cifar100_from_the_tar_archive(tmp_path):

@@ -155,6 +155,7 @@ def test_class_balanced_floors_the_balanced_share_as_the_authors():
 
 def test_class_balanced_takes_the_authors_lam_for_cifar100(make_cfg):
     assert make_cfg("acquisition=class_balanced", "dataset=cifar100").acquisition.lam == 2.0
+    assert make_cfg("acquisition=class_balanced", "dataset=cifar10").acquisition.lam == 0.6
     assert make_cfg("acquisition=class_balanced").acquisition.lam == 1.0  # digits: the authors give none
 
 

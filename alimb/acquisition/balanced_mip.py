@@ -18,7 +18,7 @@ which solution was used, and both objectives.
 
 lam: the authors' code (Javadzb/Class-Balanced-AL, query_strategies/entropy_sampling.py, read for this) uses
 0.6 for CIFAR-10 and 2 for CIFAR-100; alimb takes the dataset's value (`dataset.class_balanced_lam`, set for
-cifar100) and 1 where the authors give none (one expected sample of imbalance against one nat of entropy).
+cifar10 and cifar100) and 1 where the authors give none (one expected sample of imbalance against one nat of entropy).
 The paper's U may use other uncertainty scores; entropy is its main setting.
 """
 
