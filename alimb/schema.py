@@ -79,6 +79,13 @@ class ImageFolder(Node):
     on_bad_image: OnBadImage
 
 
+class ImageList(Node):
+    root: str
+    train_list: str
+    test_list: str
+    on_bad_image: OnBadImage
+
+
 class PaperImbalance(Node):
     target_ir: PositiveNumber
     total: Positive
@@ -354,6 +361,7 @@ MODELS: dict[str, type[Node]] = {
     "alimb.data.food101.load_food101": ImageArchive,
     "alimb.data.mit67.load_mit67": ImageArchive,
     "alimb.data.images.image_folder": ImageFolder,
+    "alimb.data.images.image_list": ImageList,
     "alimb.data.imbalance.Exponential": Exponential,
     "alimb.data.imbalance.Step": Step,
     "alimb.data.imbalance.Counts": Counts,

@@ -111,3 +111,21 @@ def image_folder(root: Path, per_class=(12, 8, 6), corrupt: int = 0) -> Path:
     for i in range(corrupt):
         (root / "c0" / f"broken{i}.jpg").write_bytes(b"definitely not a jpeg")
     return root
+
+
+def image_list(root: Path, train_per_class=(30, 15, 8), test_per_class=4) -> tuple[Path, Path, Path]:
+    """(image root, train list, test list) in the long-tail benchmarks' form: `relative/path label` lines."""
+    images = root / "images"
+    lines = {"train": [], "test": []}
+    n = 0
+    for c, count in enumerate(train_per_class):
+        for split, k in (("train", count), ("test", test_per_class)):
+            for i in range(k):
+                rel = f"{split}/n{c:03d}/img_{i}.JPEG"
+                write_image(images / rel, n)
+                lines[split].append(f"{rel} {c}")
+                n += 1
+    (root / "lists").mkdir(parents=True, exist_ok=True)
+    for split in lines:
+        (root / "lists" / f"LT_{split}.txt").write_text("\n".join(lines[split]) + "\n")
+    return images, root / "lists" / "LT_train.txt", root / "lists" / "LT_test.txt"

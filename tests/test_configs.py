@@ -22,6 +22,9 @@ def test_every_option_composes_and_builds(make_cfg, group, option, tmp_path):
         overrides.append(f"dataset.loader.path={tmp_path / 'x.npz'}")  # built lazily by the loader; path only
     if option == "image_folder":
         overrides.append(f"dataset.loader.root={tmp_path}")
+    if option == "image_list":
+        overrides += [f"dataset.loader.root={tmp_path}", f"dataset.loader.train_list={tmp_path / 'a.txt'}",
+                      f"dataset.loader.test_list={tmp_path / 'b.txt'}"]
     if group == "imbalance" and option == "paper":
         overrides.append("dataset=synthetic")
     if group == "imbalance" and option == "counts":

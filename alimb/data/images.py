@@ -138,3 +138,40 @@ def image_folder(
         train, test = whole.subset(tr), whole.subset(te)
     key = root_key("image_folder", root_path) + (f"-t{test_per_class}s{split_seed}" if not test_root else "")
     return ImageDataset(train, test, classes, key, on_bad_image)
+
+
+def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
+    """(image paths under `root`, labels) of a list file of `relative/path label` lines (blank lines skipped)."""
+    if not path.is_file():
+        raise UserError(f"image list not found: {path}; download the benchmark's list files and set "
+                        "dataset.loader.train_list / test_list (or data_dir) to where they are")
+    paths, labels = [], []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise UserError(f"line {number} of {path} is not 'relative/path label': {line.strip()[:80]!r}")
+        paths.append(root / parts[0])
+        labels.append(int(parts[1]))
+    if not paths:
+        raise UserError(f"{path} lists no image; each line is 'relative/path label'")
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def image_list(root: str, train_list: str, test_list: str, on_bad_image: str = "skip") -> ImageDataset:
+    """Images under `root` named by list files of `relative/path label` lines: the form in which ImageNet-LT,
+    Places-LT and iNaturalist 2018 publish their splits (the training list is the pool, the test list the
+    test set). Classes are the labels 0 .. max; images are read when features are extracted, and an unreadable
+    one is skipped (counted) or fails the run (`on_bad_image`)."""
+    root_path = Path(root).expanduser()
+    if not root_path.is_dir():
+        raise UserError(f"image root not found: {root_path}; set dataset.loader.root to the folder the list "
+                        "files' paths are relative to")
+    train_paths, train_labels = read_image_list(Path(train_list).expanduser(), root_path)
+    test_paths, test_labels = read_image_list(Path(test_list).expanduser(), root_path)
+    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    lists = hashlib.sha1(f"{Path(train_list).expanduser().resolve()}\0{Path(test_list).expanduser().resolve()}".encode())
+    key = root_key("image_list", root_path) + "-" + lists.hexdigest()[:8]
+    return ImageDataset(ImageSet(train_labels, paths=train_paths), ImageSet(test_labels, paths=test_paths),
+                        [str(c) for c in range(n_classes)], key, on_bad_image)
