@@ -15,6 +15,15 @@ def write_image(path: Path, seed: int, size=(12, 10)) -> None:
     Image.fromarray(pixels).save(path)
 
 
+def into_archive(folder: Path, archive: Path) -> None:
+    """Pack `folder` (flat) into a .tar.gz as its downloads come, and remove the folder."""
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
+
+
 def cifar10(root: Path, per_class_train=2, per_class_test=2, archive=False) -> Path:
     """cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}: pickled dicts with bytes keys, `labels`."""
     folder = root / "cifar-10-batches-py"
@@ -30,11 +39,7 @@ def cifar10(root: Path, per_class_train=2, per_class_test=2, archive=False) -> P
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": 10}, f, protocol=2)
     if archive:
-        with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
-            tar.add(folder, arcname="cifar-10-batches-py")
-        for p in folder.iterdir():
-            p.unlink()
-        folder.rmdir()
+        into_archive(folder, root / "cifar-10-python.tar.gz")
     return root
 
 
@@ -58,11 +63,7 @@ def cifar100(root: Path, per_class_train=3, per_class_test=2, n_classes=100, arc
     with open(folder / "meta", "wb") as f:
         pickle.dump(meta, f, protocol=2)
     if archive:
-        with tarfile.open(root / "cifar-100-python.tar.gz", "w:gz") as tar:
-            tar.add(folder, arcname="cifar-100-python")
-        for p in folder.iterdir():
-            p.unlink()
-        folder.rmdir()
+        into_archive(folder, root / "cifar-100-python.tar.gz")
     return root
 
 
