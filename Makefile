@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.alimb-installed
 
-.PHONY: install run test bench clean gpu-check gpu-wheels
+.PHONY: install run test test-slurm bench clean gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	WANDB_MODE=offline $(BIN)/python -m pytest
+
+# sweeps on a real single-node Slurm cluster it starts and stops (root; installs Debian's slurm and munge if missing)
+test-slurm: install
+	PYTHON=$(BIN)/python bash scripts/test_slurm.sh
 
 # on a GPU machine (no network there): carry wheels/ along, then `make gpu-check` (<= 8 min on one H100)
 gpu-check:

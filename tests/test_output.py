@@ -39,7 +39,7 @@ def test_the_readme_python_example_runs_as_written(capsys):
 def test_help_lists_the_launchers_and_stored_sweeps():
     proc = subprocess.run([sys.executable, "-m", "alimb.run", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
-    for word in ("hydra/launcher=", "parallel", "slurm", "slurm_local", "paper/fig1", "alimb-report"):
+    for word in ("hydra/launcher=", "parallel", "slurm", "slurm_cpu", "slurm_local", "paper/fig1", "alimb-report"):
         assert word in proc.stdout
 
 

@@ -180,13 +180,16 @@ class FineTuneScheme:
         loader = torch.utils.data.DataLoader(_Batches(images, labels), sampler=sampler, batch_size=None,
                                              pin_memory=torch.cuda.is_available())
         show = bool(self.trainer_kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()  # logs: no bars
-        trainer = L.Trainer(
-            max_epochs=self.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
-            callbacks=[_IterationBar(len(y))] if show else [], **{**self.trainer_kwargs, "enable_progress_bar": show},
-        )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory batches need none
             warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")  # inside lightning 2.6 itself
+            # where Slurm is installed (a login node, a job): a run is one process on one device, never srun's tasks
+            warnings.filterwarnings("ignore", ".*`srun` command is available on your system but is not used.*")
+            trainer = L.Trainer(
+                max_epochs=self.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                callbacks=[_IterationBar(len(y))] if show else [],
+                **{**self.trainer_kwargs, "enable_progress_bar": show},
+            )
             try:
                 trainer.fit(self.module, loader)
             except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its own clean-up: report it as Ctrl-C
