@@ -158,6 +158,11 @@ class Reveals(Node):
     reveal_within_batch: bool
 
 
+class Direct(Reveals):
+    parallel_annotators: Positive
+    min_budget_per_class: Positive
+
+
 class ClassBalanced(Node):
     lam: NonNegativeNumber
     node_limit: Positive
@@ -375,6 +380,7 @@ MODELS: dict[str, type[Node]] = {
     f"{A}gradients.badge": Plain,
     f"{A}boundary.base": Plain,
     f"{A}graphs.galaxy": Reveals,
+    f"{A}thresholds.direct": Direct,
     f"{A}balanced_mip.class_balanced": ClassBalanced,
     f"{A}submodular.flqmi": Flqmi,
     f"{A}lowbudget.typiclust": TypiClust,

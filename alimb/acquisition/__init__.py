@@ -19,6 +19,7 @@ from alimb.acquisition.gradients import badge
 from alimb.acquisition.lowbudget import probcover, typiclust
 from alimb.acquisition.submodular import flqmi
 from alimb.acquisition.cds import cds_bal
+from alimb.acquisition.thresholds import direct
 from alimb.acquisition.kcenter import coreset, kcenter_greedy
 from alimb.acquisition.minority import minority_quotas, minority_sampling
 from alimb.acquisition.uncertainty import certain, entropy, least_confidence, margin, random
@@ -27,5 +28,5 @@ __all__ = [
     "AF", "Context", "Oracle", "Selection", "badge", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy",
     "cds_bal",
     "minority_sampling", "minority_quotas", "certain",
-    "galaxy", "class_balanced", "flqmi", "typiclust", "probcover", "minority_bandit",
+    "galaxy", "direct", "class_balanced", "flqmi", "typiclust", "probcover", "minority_bandit",
 ]
