@@ -1,7 +1,10 @@
-"""Feature extractors M_g: a torchvision model pretrained on ImageNet (penultimate layer), or raw pixels."""
+"""Feature extractors M_g: a torchvision model pretrained on ImageNet (penultimate layer), a timm model (DINOv2,
+CLIP, ResNet-50: its pooled embedding), or raw pixels. Each has `build()`, `preprocess()`, `cache_name`,
+`resolution`, and for fine tuning `feature_dim` (after build) and the normalisation it expects (`mean`, `std`)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from pathlib import Path
@@ -32,9 +35,7 @@ class TorchvisionBackbone:
     @property
     def cache_name(self) -> str:
         """Names the features in the cache: architecture, weights and resolution."""
-        source = self.weights or f"random{self.init_seed}"
-        if self.weights_path:
-            source = "file" + hashlib.sha1(Path(self.weights_path).expanduser().read_bytes()).hexdigest()[:10]
+        source = _file_identity(self.weights_path) if self.weights_path else (self.weights or f"random{self.init_seed}")
         return f"{self.arch}-{source}-{self.resolution}"
 
     def build(self) -> torch.nn.Module:
@@ -64,15 +65,138 @@ class TorchvisionBackbone:
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    mean, std, interpolation = IMAGENET_MEAN, IMAGENET_STD, "bilinear"
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> normalised float (B, 3, res, res) on the device."""
-        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-        if x.shape[-2:] != (self.resolution, self.resolution):
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False)
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device)[:, None, None]
-        std = torch.tensor(IMAGENET_STD, device=self.device)[:, None, None]
-        x = (x - mean) / std
-        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+        return to_input(images, self.device, self.resolution, self.mean, self.std, self.interpolation)
+
+
+def to_input(images: torch.Tensor, device: torch.device, resolution: int, mean, std, interpolation: str) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, res, res) on the device, resized (antialiased) and normalised; channels
+    last on CUDA."""
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    if x.shape[-2:] != (resolution, resolution):
+        x = F.interpolate(x, size=(resolution, resolution), mode=interpolation, antialias=True, align_corners=False)
+    x = (x - torch.tensor(mean, device=device)[:, None, None]) / torch.tensor(std, device=device)[:, None, None]
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def _file_identity(path: str) -> str:
+    """Names a weights file in the feature cache by its content."""
+    return "file" + hashlib.sha1(Path(path).expanduser().read_bytes()).hexdigest()[:10]
+
+
+def _hub_resolves() -> bool:
+    """Whether the Hugging Face hub's host name resolves (a machine without a network fails here at once, where the
+    hub client would retry for most of a minute)."""
+    import socket
+    import urllib.parse
+
+    from huggingface_hub import constants
+
+    try:
+        socket.getaddrinfo(urllib.parse.urlparse(constants.ENDPOINT).hostname, 443)
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_cache_only(cache_only: bool):
+    """The hub client in offline mode (its cache only) for the block, when `cache_only`."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = before or cache_only
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+class TimmBackbone:
+    """A timm model without its classifier (`num_classes=0`): F_g is its pooled pre-logits embedding, as timm defines
+    it per family: the final-norm CLS token for DINOv2; for CLIP the image tower's CLS token after its final norm,
+    *before* the projection into the joint image-text space (768-d for ViT-B; the projection only serves text
+    matching); global average pooling for ResNet-50 (2048-d). Images are resized to `resolution` with the
+    model's interpolation and normalised with its mean and std (timm's pretrained config; CLIP's differ from
+    ImageNet's); no centre crop. `weights` is timm's pretrained tag (downloaded from the Hugging Face hub by timm,
+    or read from its cache); `weights_path` a local file of those weights (.safetensors or .bin/.pth as the hub
+    has it), loaded through timm's own filter (DINOv2's position embeddings resampled to `resolution`)."""
+
+    def __init__(
+        self, model: str, weights: str | None = None, weights_path: str | None = None, resolution: int = 224,
+        model_kwargs: dict | None = None, batch_size: int = 64, num_workers: int = 2, device: str = "auto",
+        init_seed: int = 0,
+    ):
+        self.model, self.weights, self.weights_path, self.resolution = model, weights, weights_path, int(resolution)
+        self.model_kwargs, self.init_seed = dict(model_kwargs or {}), init_seed
+        self.batch_size, self.num_workers, self.device = batch_size, num_workers, resolve_device(device)
+        self.mean, self.std, self.interpolation = self._data_config()
+
+    @property
+    def name(self) -> str:
+        """timm's name of the model with its weights: `model.tag` (the model alone for random weights)."""
+        return f"{self.model}.{self.weights}" if self.weights else self.model
+
+    @property
+    def cache_name(self) -> str:
+        """Names the features in the cache: model, weights (their file's content, if a file) and resolution."""
+        source = _file_identity(self.weights_path) if self.weights_path else (self.weights or f"random{self.init_seed}")
+        return f"{self.model}-{source}-{self.resolution}"
+
+    def _data_config(self) -> tuple[tuple, tuple, str]:
+        """(mean, std, interpolation) the weights were trained with, from timm's pretrained config (no download)."""
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(self.name if self.weights else self.model)
+        if cfg is None:
+            return IMAGENET_MEAN, IMAGENET_STD, "bicubic"
+        mode = cfg.interpolation if cfg.interpolation in ("bilinear", "bicubic") else "bilinear"
+        return tuple(cfg.mean), tuple(cfg.std), mode
+
+    def _weights_help(self) -> str:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(self.name)
+        hub = getattr(cfg, "hf_hub_id", None) or self.name
+        return (f"download model.safetensors of https://huggingface.co/{hub} elsewhere and set "
+                f"backbone.weights_path=/path/to/model.safetensors")
+
+    def build(self) -> torch.nn.Module:
+        """The model with `num_classes=0` (pooled embedding out), in eval mode on the device."""
+        import timm
+
+        kwargs = {"num_classes": 0, **self.model_kwargs}
+        with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the global RNG as it was
+            torch.manual_seed(self.init_seed)
+            if self.weights_path:
+                path = Path(self.weights_path).expanduser()
+                if not path.is_file():
+                    raise UserError(f"backbone weights not found: {path}; set backbone.weights_path to the "
+                                    f"{self.name} weights file")
+                model = timm.create_model(self.name, pretrained=True, pretrained_cfg_overlay={"file": str(path)},
+                                          **kwargs)
+            elif self.weights:
+                try:
+                    with _hub_cache_only(not _hub_resolves()):
+                        model = timm.create_model(self.name, pretrained=True, **kwargs)
+                except (OSError, RuntimeError, ValueError) as err:  # the hub unreachable, offline or refusing
+                    text = str(err).strip() or type(err).__name__
+                    raise UserError(f"cannot download {self.name} weights ({text.split('.')[0][:160]}); "
+                                    f"{self._weights_help()}") from None
+            else:
+                model = timm.create_model(self.model, pretrained=False, **kwargs)
+        self.feature_dim = int(model.num_features)
+        model.eval().to(self.device)
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, 3) -> normalised float (B, 3, res, res) on the device."""
+        return to_input(images, self.device, self.resolution, self.mean, self.std, self.interpolation)
 
 
 def _drop_classifier(model: torch.nn.Module) -> int:

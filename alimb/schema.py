@@ -252,6 +252,25 @@ class Backbone(Node):
         return value
 
 
+class TimmBackbone(Node):
+    model: str
+    weights: Optional[str]
+    weights_path: Optional[str]
+    resolution: Annotated[int, Field(ge=8)]
+    model_kwargs: dict
+    batch_size: Positive
+    num_workers: Count
+    device: Device
+    init_seed: Count
+
+    @field_validator("weights_path")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"no such file: {Path(value).expanduser()} (the model's weights, e.g. model.safetensors)")
+        return value
+
+
 class Pixels(Node):
     resolution: Annotated[int, Field(ge=1)]
     batch_size: Positive
@@ -390,6 +409,7 @@ MODELS: dict[str, type[Node]] = {
     "alimb.schemes.finetune.FineTuneScheme": FineTune,
     "alimb.schemes.switch.SwitchScheme": Switch,
     "alimb.backbone.TorchvisionBackbone": Backbone,
+    "alimb.backbone.TimmBackbone": TimmBackbone,
     "alimb.backbone.Pixels": Pixels,
     "alimb.records.NullLogger": Node,
     "alimb.wandb_logger.WandbLogger": Wandb,
@@ -487,7 +507,9 @@ def _check_trainer(trainer: dict) -> None:
 
 
 def _check_backbone_names(backbone: dict) -> None:
-    """A torchvision architecture and weights name known to this torchvision (checked offline)."""
+    """A torchvision or timm model and weights name known to the installed library (checked offline)."""
+    if backbone.get("_target_") == "alimb.backbone.TimmBackbone":
+        _check_timm_names(backbone)
     if backbone.get("_target_") != "alimb.backbone.TorchvisionBackbone":
         return
     import torchvision
@@ -499,6 +521,18 @@ def _check_backbone_names(backbone: dict) -> None:
         known = list(torchvision.models.get_model_weights(arch).__members__)
         if weights not in known:
             raise UserError(f"config key backbone.weights={weights!r} is invalid: {arch} has {', '.join(known)} (or null)")
+
+
+def _check_timm_names(backbone: dict) -> None:
+    import timm
+
+    model, weights = backbone["model"], backbone["weights"]
+    if model not in timm.list_models():
+        raise UserError(f"config key backbone.model={model!r} is invalid: not a timm model (e.g. vit_small_patch14_dinov2)")
+    if weights is not None and f"{model}.{weights}" not in timm.list_pretrained(model):
+        known = [name.split(".", 1)[1] for name in timm.list_pretrained(model) if "." in name]
+        raise UserError(f"config key backbone.weights={weights!r} is invalid: timm has {model} with "
+                        f"{', '.join(known) or 'no pretrained weights'} (or null)")
 
 
 def _check_devices(node: Any, prefix: str = "") -> None:

@@ -1,6 +1,9 @@
 """Feature-extraction throughput: the full path (decode, resize, normalise, model) vs the model alone.
 
-    .venv/bin/python scripts/bench_features.py [--n 2048] [--weights null]
+    .venv/bin/python scripts/bench_features.py [--backbone resnet18] [--n 2048] [--weights null]
+
+`--backbone` is any option of `alimb/conf/backbone` (resnet18, dinov2_vits14, clip_vitb16_openai, resnet50, ...),
+built from its config as `alimb backbone=NAME` builds it, at its own resolution and normalisation.
 
 For CIFAR-size images (in-memory uint8, upsampled to 224 on the device) and 224-px JPEG files
 (decoded by loader workers), images/s of `alimb.features.extract` vs the backbone alone on
@@ -19,13 +22,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from alimb.backbone import TorchvisionBackbone
+from omegaconf import OmegaConf
+
+from alimb.config import build
 from alimb.data.images import ImageSet
 from alimb.features import extract
 from alimb.devices import describe_machine
 
 
-def bound(backbone: TorchvisionBackbone, model: torch.nn.Module, n: int) -> float:
+def bound(backbone, model: torch.nn.Module, n: int) -> float:
     """Images/s of the model alone on normalised (B, 3, res, res) tensors already on the device."""
     x = torch.randn(backbone.batch_size, 3, backbone.resolution, backbone.resolution, device=backbone.device)
     if backbone.device.type == "cuda":
@@ -43,7 +48,7 @@ def bound(backbone: TorchvisionBackbone, model: torch.nn.Module, n: int) -> floa
     return max(1, n // backbone.batch_size) * backbone.batch_size / (time.perf_counter() - t0)
 
 
-def full_path(backbone: TorchvisionBackbone, model: torch.nn.Module, images: ImageSet) -> float:
+def full_path(backbone, model: torch.nn.Module, images: ImageSet) -> float:
     extract(images.subset(np.arange(min(len(images), backbone.batch_size))), backbone, model)  # warm-up
     t0 = time.perf_counter()
     features, bad = extract(images, backbone, model)
@@ -54,15 +59,18 @@ def full_path(backbone: TorchvisionBackbone, model: torch.nn.Module, images: Ima
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1024, help="images per measurement")
-    parser.add_argument("--weights", default="null", help="IMAGENET1K_V1 needs a download; null: random weights")
+    parser.add_argument("--backbone", default="resnet18", help="an option of alimb/conf/backbone")
+    parser.add_argument("--weights", default="null", help="the config's weights need a download; null: random weights")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     weights = None if args.weights == "null" else args.weights
-    backbone = TorchvisionBackbone(weights=weights, batch_size=args.batch_size, num_workers=args.workers)
+    cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "alimb/conf/backbone" / f"{args.backbone}.yaml")
+    cfg.weights, cfg.batch_size, cfg.num_workers = weights, args.batch_size, args.workers
+    backbone = build(cfg)
     model = backbone.build()
     rng = np.random.default_rng(0)
-    report = {"machine": describe_machine(), "device": str(backbone.device), "torch_threads": torch.get_num_threads(), "images": args.n,
+    report = {"machine": describe_machine(), "backbone": backbone.cache_name, "device": str(backbone.device), "torch_threads": torch.get_num_threads(), "images": args.n,
               "batch_size": args.batch_size, "workers": args.workers}
     model_only = bound(backbone, model, args.n)
     report["model_alone_images_per_s"] = model_only
@@ -79,7 +87,7 @@ def main() -> None:
             paths.append(path)
         files = ImageSet(np.zeros(args.n, dtype=np.int64), paths=paths)
         speed = full_path(backbone, model, files)
-    report["jpeg_256px_to_224"] = {"images_per_s": speed, "fraction_of_bound": speed / model_only}
+    report[f"jpeg_256px_to_{backbone.resolution}"] = {"images_per_s": speed, "fraction_of_bound": speed / model_only}
     print(json.dumps(report, indent=2))
 
 

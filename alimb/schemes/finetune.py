@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from alimb.backbone import IMAGENET_MEAN, IMAGENET_STD, TorchvisionBackbone
+from alimb.backbone import IMAGENET_MEAN, IMAGENET_STD
 from alimb.schemes import Inputs
 
 log = logging.getLogger(__name__)
@@ -70,14 +71,14 @@ class FineTuneModule(L.LightningModule):
 
     def __init__(self, body: torch.nn.Module, feature_dim: int, n_classes: int, image_size: int, lr: float,
                  momentum: float, weight_decay: float, plateau_patience: int, plateau_factor: float, augment: bool,
-                 seed: int):
+                 seed: int, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
         super().__init__()
         self.body, self.head = body, torch.nn.Linear(feature_dim, n_classes)
         self.image_size, self.augment, self.seed = image_size, augment, seed
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN)[None, :, None, None], persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD)[None, :, None, None], persistent=False)
+        self.register_buffer("mean", torch.tensor(mean)[None, :, None, None], persistent=False)  # the backbone's
+        self.register_buffer("std", torch.tensor(std)[None, :, None, None], persistent=False)
         self._aug_gen: torch.Generator | None = None
 
     def prepare(self, images: torch.Tensor, train: bool) -> torch.Tensor:
@@ -145,7 +146,7 @@ class FineTuneScheme:
     needs_images = True
 
     def __init__(
-        self, backbone: TorchvisionBackbone, thresholding: bool = True, epochs: int = 60, lr: float = 0.01,
+        self, backbone: Any, thresholding: bool = True, epochs: int = 60, lr: float = 0.01,
         momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 32, plateau_patience: int = 10,
         plateau_factor: float = 0.1, image_size: int | None = None, augment: bool = True,
         inference_batch_size: int = 256, trainer: dict | None = None,
@@ -165,7 +166,7 @@ class FineTuneScheme:
             torch.manual_seed(seed)
             return FineTuneModule(
                 body, self.backbone.feature_dim, n_classes, self.image_size, self.lr, self.momentum, self.weight_decay,
-                self.plateau_patience, self.plateau_factor, self.augment, seed,
+                self.plateau_patience, self.plateau_factor, self.augment, seed, self.backbone.mean, self.backbone.std,
             )
 
     def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> dict:
