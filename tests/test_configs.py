@@ -132,3 +132,15 @@ def test_every_target_accepts_its_keys_and_is_validated(where, node):
     required = {n for n, p in params.items() if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     assert required - runtime - keys == set(), f"{where}: {fn} requires {sorted(required - runtime - keys)}"
     assert node["_target_"] in MODELS or not node["_target_"].startswith("alimb."), f"{where}: {node['_target_']} has no schema model in alimb/schema.py"
+
+
+@pytest.mark.parametrize("experiment, dataset, per_iteration", [("lt/cifar10_lt", "cifar10", 100),
+                                                                 ("lt/cifar100_lt", "cifar100", 250)])
+def test_long_tail_sweeps_compose_to_their_stated_jobs(experiment, dataset, per_iteration):
+    cfg, jobs = sweep_jobs(f"experiment={experiment}")
+    assert cfg.dataset.name == dataset and cfg.imbalance.name == "lt100" and cfg.imbalance.rho == 100
+    assert cfg.backbone.name == "dinov2_vits14" and cfg.scheme.name == "cs_svm"
+    assert (cfg.al.iterations, cfg.al.per_iteration) == (10, per_iteration)
+    afs = {"random", "margin", "coreset", "badge", "base", "galaxy", "direct", "cds_bal", "dmcs_rand"}
+    assert len(jobs) == 45 and {j["acquisition"] for j in jobs} == afs and {j["seed"] for j in jobs} == set("01234")
+    assert afs <= set(options("acquisition"))
