@@ -471,10 +471,36 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"the config does not resolve: {str(err).splitlines()[0]}") from None
     _check(Top, data, "")
     _walk(data, "")
-    _check_backbone_names(data["backbone"])
+    # the library names (importing torchvision or timm costs a second or two) only of the backbones that will run:
+    # the dataset's, where it loads images, and those a fine-tuning scheme trains
+    for backbone in ([data["backbone"]] if _loads_images(data["dataset"]) else []) + list(_backbones(data["scheme"])):
+        _check_backbone_names(backbone)
     _check_devices(data)
     if _uses(data["scheme"], "alimb.schemes.finetune.FineTuneScheme"):
         _check_trainer(data["trainer"])
+
+
+def _loads_images(dataset: dict) -> bool:
+    """Whether the dataset's loader returns images (which the backbone turns into features) rather than an
+    ArrayDataset of features, by its return annotation; an unknown loader counts as images."""
+    import typing
+
+    from alimb.config import target_callable
+    from alimb.data.dataset import ArrayDataset
+
+    try:
+        return typing.get_type_hints(target_callable(dataset["loader"]["_target_"])).get("return") is not ArrayDataset
+    except Exception:  # noqa: BLE001 - a user's loader we cannot inspect: check the backbone as for images
+        return True
+
+
+def _backbones(node: Any):
+    """The backbone nodes inside a config subtree."""
+    if isinstance(node, dict):
+        if node.get("_target_") in ("alimb.backbone.TorchvisionBackbone", "alimb.backbone.TimmBackbone"):
+            yield node
+        for value in node.values():
+            yield from _backbones(value)
 
 
 def _uses(node: Any, target: str) -> bool:

@@ -100,7 +100,7 @@ def test_unknown_timm_names_are_refused_before_any_work(make_cfg, override, says
     from alimb.schema import validate
 
     with pytest.raises(UserError, match=says.replace("(", r"\(")):
-        validate(make_cfg("backbone=dinov2_vits14", override))
+        validate(make_cfg("dataset=cifar10", "backbone=dinov2_vits14", override))
 
 
 def test_a_cs_svm_al_run_on_dinov2_features_of_an_image_folder(make_cfg, tmp_path):

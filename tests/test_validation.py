@@ -46,9 +46,22 @@ from tests.conftest import SMALL
 def test_bad_values_name_the_key_in_one_line(make_cfg, override, message):
     if "cuda" in override:
         pytest.importorskip("torch").cuda.is_available() and pytest.skip("a GPU is present")
+    images = ("dataset=cifar100",) if override.startswith("backbone.") else ()  # a dataset the backbone runs on
     with pytest.raises(UserError) as err:
-        validate(make_cfg(override))
+        validate(make_cfg(override, *images))
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_backbone_names_are_checked_where_a_backbone_runs_and_cost_nothing_elsewhere(make_cfg):
+    with pytest.raises(UserError, match="backbone.arch='resnet9000' is invalid"):  # fine tuning trains it, on digits
+        validate(make_cfg("scheme=ft", "backbone.arch=resnet9000"))
+    script = ("import sys; from hydra import compose, initialize_config_dir; from alimb.run import CONFIG_DIR; "
+              "from alimb.schema import validate\n"
+              "with initialize_config_dir(config_dir=CONFIG_DIR, version_base='1.3'):\n"
+              "    validate(compose('config', overrides=['backbone.arch=resnet9000']))\n"
+              "print(sorted(m for m in ('torchvision', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]  # digits' features: no backbone
 
 
 def test_the_default_config_and_every_nested_scheme_validate(make_cfg):
