@@ -27,3 +27,19 @@ def describe_machine() -> dict:
     if torch.cuda.is_available():
         info.update(gpu=torch.cuda.get_device_name(0), gpus=torch.cuda.device_count(), cuda=torch.version.cuda)
     return info
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def peak_memory_growth(fn) -> int:
+    """Bytes the process's peak RSS rose above its RSS at the call (Linux: clear_refs resets the peak); for the
+    benchmarks' memory targets."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    before = _status_kib("VmRSS")
+    fn()
+    return (_status_kib("VmHWM") - before) * 1024
+

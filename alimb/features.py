@@ -60,23 +60,57 @@ class _Images(torch.utils.data.Dataset):
         return torch.from_numpy(np.array(image, order="C")), True  # a writable copy (PIL arrays are read-only)
 
 
+class NpyRows:
+    """A .npy file of `rows` rows written batch by batch (row shape and dtype from the first batch), or, without a
+    path, the batches kept in memory: a cache file is filled with one batch in memory at a time, not the array."""
+
+    def __init__(self, rows: int, path: Path | None = None):
+        self.rows, self.path, self.done, self._file, self._chunks = rows, path, 0, None, []
+
+    def append(self, chunk: np.ndarray) -> None:
+        chunk = np.ascontiguousarray(chunk)
+        if self.path is None:
+            self._chunks.append(chunk)
+        else:
+            if self._file is None:
+                self._file = open(self.path, "wb")
+                np.lib.format.write_array_header_1_0(self._file, {
+                    "descr": np.lib.format.dtype_to_descr(chunk.dtype), "fortran_order": False,
+                    "shape": (self.rows, *chunk.shape[1:])})
+            self._file.write(chunk.tobytes())
+        self.done += len(chunk)
+
+    def close(self) -> np.ndarray | None:
+        """The array (in memory) or None (written to `path`, which is complete)."""
+        if self.done != self.rows:
+            raise RuntimeError(f"{self.done} rows written, {self.rows} expected")
+        if self.path is None:
+            return np.concatenate(self._chunks) if self._chunks else np.empty((0, 0), dtype=np.float32)
+        if self._file is None:
+            np.save(self.path, np.empty((0, 0), dtype=np.float32))
+        else:
+            self._file.close()
+        return None
+
+
 @torch.inference_mode()
-def extract(images: ImageSet, backbone, model: torch.nn.Module, label: str = "") -> tuple[np.ndarray, list[int]]:
-    """(features (n, d) float32, indices of undecodable images) for every image of the set."""
+def extract(images: ImageSet, backbone, model: torch.nn.Module, label: str = "",
+            into: Path | None = None) -> tuple[np.ndarray | None, list[int]]:
+    """(features (n, d) float32, indices of undecodable images) for every image of the set; with `into`, the
+    features go to that .npy file batch by batch and None comes back in their place."""
     loader = image_loader(_Images(images, backbone.resolution), backbone.batch_size, backbone.num_workers,
                           pin_memory=backbone.device.type == "cuda")
-    chunks, bad, done, t0 = [], [], 0, time.perf_counter()
+    out, bad, t0 = NpyRows(len(images), into), [], time.perf_counter()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=backbone.device.type == "cuda")
     with tqdm(total=len(images), desc=f"{label} features", unit="img", disable=None, leave=False) as bar:
         for batch, ok in loader:
             with autocast:
-                out = model(backbone.preprocess(batch))
-            chunks.append(out.float().flatten(1).cpu().numpy())
-            bad += (done + np.flatnonzero(~ok.numpy())).tolist()
-            done += len(batch)
+                features = model(backbone.preprocess(batch))
+            bad += (out.done + np.flatnonzero(~ok.numpy())).tolist()
+            out.append(features.float().flatten(1).cpu().numpy())
             bar.update(len(batch))
-    log.info("%s features: %d images (%.0f/s)", label, done, done / (time.perf_counter() - t0))
-    return np.concatenate(chunks).astype(np.float32), bad
+    log.info("%s features: %d images (%.0f/s)", label, out.done, out.done / (time.perf_counter() - t0))
+    return out.close(), bad
 
 
 def _read_cached(path: Path, rows: int) -> tuple[np.ndarray, list] | None:
@@ -101,8 +135,8 @@ def _read_cached(path: Path, rows: int) -> tuple[np.ndarray, list] | None:
 def cached_array(path: Path, compute, rows: int) -> tuple[np.ndarray, list]:
     """(array, bad images) from `path` (memory-mapped), computing it under a file lock if missing or damaged.
 
-    `compute() -> (array, bad)`; the companion list is written first and the .npy whole and last, so
-    the .npy's presence marks completion.
+    `compute(tmp) -> bad` writes the .npy to `tmp` (streamed: `NpyRows`); the companion list is written first and
+    the .npy renamed into place last, so the .npy's presence marks completion.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     cached = _read_cached(path, rows)
@@ -110,25 +144,37 @@ def cached_array(path: Path, compute, rows: int) -> tuple[np.ndarray, list]:
         with FileLock(str(path) + ".lock"):
             cached = _read_cached(path, rows)  # computed meanwhile by another job?
             if cached is None:
-                array, bad = compute()
-                write_atomic(path.with_suffix(".bad.json"), json.dumps(bad))
                 tmp = path.with_name(f".{path.name}.tmp.npy")
-                np.save(tmp, array)
+                try:
+                    bad = compute(tmp)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                write_atomic(path.with_suffix(".bad.json"), json.dumps(bad))
                 os.replace(tmp, path)
                 cached = _read_cached(path, rows)
     return cached
 
 
-def decode(images: ImageSet, size: int, workers: int, label: str = "") -> tuple[np.ndarray, list[int]]:
-    """Every image decoded once to uint8 (n, size, size, 3) (files resized); indices of undecodable ones."""
+def decode(images: ImageSet, size: int, workers: int, label: str = "",
+           into: Path | None = None) -> tuple[np.ndarray | None, list[int]]:
+    """Every image decoded once to uint8 (n, size, size, 3) (files resized); indices of undecodable ones. With
+    `into`, written there batch by batch (None in place of the array)."""
     loader = image_loader(_Images(images, size), 256, workers)
-    chunks, bad, done = [], [], 0
+    out, bad = NpyRows(len(images), into), []
     for batch, ok in loader:
-        chunks.append(batch.numpy())
-        bad += (done + np.flatnonzero(~ok.numpy())).tolist()
-        done += len(batch)
-    log.info("%s: decoded %d images at %d px", label, done, size)
-    return np.concatenate(chunks), bad
+        bad += (out.done + np.flatnonzero(~ok.numpy())).tolist()
+        out.append(batch.numpy())
+    log.info("%s: decoded %d images at %d px", label, out.done, size)
+    return out.close(), bad
+
+
+def in_memory(cached: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The rows `keep` of a memory-mapped cache file, in memory. All rows (the usual case) are read with plain
+    reads, so the process holds them once (copying from the mapping would also count the mapped pages)."""
+    if isinstance(cached, np.memmap) and len(keep) == len(cached) and cached.filename:
+        return np.load(cached.filename, allow_pickle=False)
+    return np.asarray(cached[keep])
 
 
 def featurize(
@@ -150,12 +196,12 @@ def featurize(
     for split in ("train", "test"):
         image_set = getattr(data, split)
 
-        def extract_split():
+        def extract_split(tmp: Path) -> list:
             if "model" not in model_box:
                 model_box["model"] = backbone.build()
             log.info("extracting %s %s features with %s", data.key, split, backbone.cache_name)
-            features, bad = extract(image_set, backbone, model_box["model"], f"{data.key} {split}")
-            return features, [[i, image_set.describe(i)] for i in bad]
+            _, bad = extract(image_set, backbone, model_box["model"], f"{data.key} {split}", into=tmp)
+            return [[i, image_set.describe(i)] for i in bad]
 
         content = image_set.fingerprint(FORMAT)
         features, bad = cached_array(folder / f"{split}-{backbone.cache_name}-{content}.npy", extract_split, len(image_set))
@@ -167,16 +213,16 @@ def featurize(
         if bad:
             log.warning("skipped %d unreadable %s images, e.g. %s", len(bad), split, bad[0][1])
         keep = np.setdiff1d(np.arange(len(image_set)), [i for i, _ in bad])
-        def decode_split():
-            pixels, bad = decode(image_set, backbone.resolution, backbone.num_workers, f"{data.key} {split}")
-            return pixels, [[i, image_set.describe(i)] for i in bad]
+        def decode_split(tmp: Path) -> list:
+            _, bad = decode(image_set, backbone.resolution, backbone.num_workers, f"{data.key} {split}", into=tmp)
+            return [[i, image_set.describe(i)] for i in bad]
 
         pixels = None
         if images and image_set.arrays is not None:
             pixels = image_set.arrays[keep]
         elif images:
-            pixels = cached_array(folder / f"{split}-images{backbone.resolution}-{content}.npy", decode_split,
-                                  len(image_set))[0][keep]
-        splits[split] = (np.asarray(features[keep]), image_set.labels[keep], pixels)
+            pixels = in_memory(cached_array(folder / f"{split}-images{backbone.resolution}-{content}.npy",
+                                            decode_split, len(image_set))[0], keep)
+        splits[split] = (in_memory(features, keep), image_set.labels[keep], pixels)
     (train_x, train_y, train_img), (test_x, test_y, test_img) = splits["train"], splits["test"]
     return ArrayDataset(train_x, train_y, test_x, test_y, list(data.class_names), train_img, test_img)

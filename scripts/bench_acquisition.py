@@ -37,7 +37,7 @@ from functools import partial
 
 from alimb.acquisition import Context, Oracle, coreset, margin, minority_sampling, random
 from alimb.acquisition.kcenter import kcenter_greedy
-from alimb.devices import describe_machine
+from alimb.devices import describe_machine, peak_memory_growth
 
 
 def context(seed: int = 0, **inputs) -> Context:
@@ -80,20 +80,6 @@ def pool_data(n: int, d: int, n_classes: int, seed: int = 0):
     means = rng.standard_normal((n_classes, d), dtype=np.float32) * np.float32(6 / np.sqrt(2 * d))
     x = rng.standard_normal((n, d), dtype=np.float32) + means[y]
     return x, y
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def peak_memory_growth(fn) -> int:
-    """Bytes the process's peak RSS rose above its RSS at the call (Linux: clear_refs resets the peak)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current RSS
-    before = _status_kib("VmRSS")
-    fn()
-    return (_status_kib("VmHWM") - before) * 1024
 
 
 def paper_size_run() -> dict:

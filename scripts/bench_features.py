@@ -5,6 +5,12 @@
 `--backbone` is any option of `alimb/conf/backbone` (resnet18, dinov2_vits14, clip_vitb16_openai, resnet50, ...),
 built from its config as `alimb backbone=NAME` builds it, at its own resolution and normalisation.
 
+    .venv/bin/python scripts/bench_features.py --memory [--n 115846] [--dim 384]
+
+Peak memory of `alimb.features.featurize` at ImageNet-LT's size (115 846 pool images; a pixel backbone of ~`dim`
+features stands in for the model, whose own memory is not the point): the cache file is streamed batch by batch
+and read back memory-mapped; target: peak RSS growth <= 2x the features' bytes.
+
 For CIFAR-size images (in-memory uint8, upsampled to 224 on the device) and 224-px JPEG files
 (decoded by loader workers), images/s of `alimb.features.extract` vs the backbone alone on
 pre-loaded, pre-normalised tensors already on the device (the bound).
@@ -27,7 +33,7 @@ from omegaconf import OmegaConf
 from alimb.config import build
 from alimb.data.images import ImageSet
 from alimb.features import extract
-from alimb.devices import describe_machine
+from alimb.devices import describe_machine, peak_memory_growth
 
 
 def bound(backbone, model: torch.nn.Module, n: int) -> float:
@@ -56,14 +62,43 @@ def full_path(backbone, model: torch.nn.Module, images: ImageSet) -> float:
     return len(images) / (time.perf_counter() - t0)
 
 
+def memory(n: int, dim: int) -> dict:
+    """Peak RSS growth of featurize (extract into the cache, read it back) over the features' size."""
+    from alimb.backbone import Pixels
+    from alimb.data.images import ImageDataset
+    from alimb.features import featurize
+
+    side = max(1, round((dim / 3) ** 0.5))
+    rng = np.random.default_rng(0)
+    train = ImageSet(rng.integers(0, 1000, n), arrays=rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8))
+    test = ImageSet(np.arange(8) % 1000, arrays=rng.integers(0, 256, (8, side, side, 3), dtype=np.uint8))
+    data = ImageDataset(train, test, [str(c) for c in range(1000)], key="memory-bench")
+    backbone = Pixels(resolution=side, batch_size=256, num_workers=0)
+    feature_bytes = n * 3 * side * side * 4
+    box = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        grew = peak_memory_growth(lambda: box.setdefault("out", featurize(data, backbone, tmp)))
+        seconds = time.perf_counter() - t0
+    assert box["out"].train_x.shape == (n, 3 * side * side)
+    return {"images": n, "feature_dim": 3 * side * side, "features_bytes": feature_bytes,
+            "peak_rss_growth_bytes": grew, "growth_over_features": grew / feature_bytes, "seconds": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1024, help="images per measurement")
     parser.add_argument("--backbone", default="resnet18", help="an option of alimb/conf/backbone")
+    parser.add_argument("--memory", action="store_true", help="peak memory of featurize at ImageNet-LT size")
+    parser.add_argument("--dim", type=int, default=384, help="--memory: feature width (ViT-S/14: 384)")
     parser.add_argument("--weights", default="null", help="the config's weights need a download; null: random weights")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.memory:
+        n = args.n if args.n != parser.get_default("n") else 115_846
+        print(json.dumps({"machine": describe_machine(), **memory(n, args.dim)}, indent=2))
+        return
     weights = None if args.weights == "null" else args.weights
     cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "alimb/conf/backbone" / f"{args.backbone}.yaml")
     cfg.weights, cfg.batch_size, cfg.num_workers = weights, args.batch_size, args.workers
