@@ -110,3 +110,14 @@ def test_ctrl_c_is_one_line_and_the_same_command_resumes_exactly(tmp_path):
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert without_timings(RunDir(run_dir).records()) == without_timings(RunDir(tmp_path / "reference").records())
+
+
+def test_composition_is_checked_on_jobs_that_cover_every_value_before_any_job_runs(tmp_path):
+    from hydra_plugins.alimb_sweeper import covering
+
+    jobs = [[f"acquisition={a}", f"seed={s}"] for a in ("random", "margin", "coreset") for s in (0, 1)]
+    # random,0 (both new); random,1 (seed=1 new); margin,0 (margin new); margin,1 (nothing new) ...
+    assert covering(jobs) == [jobs[0], jobs[1], jobs[2], jobs[4]]
+    proc = alimb(tmp_path, "-m", "seed=0,1,2", "acquisition=random,nope", *TINY, "al.per_iteration=10")
+    assert proc.returncode != 0 and "Could not find 'acquisition/nope'" in proc.stderr
+    assert not list(tmp_path.glob("outputs/**/records.jsonl"))  # the bad value is in the 4th job: none ran
