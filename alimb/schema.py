@@ -215,6 +215,9 @@ class FineTune(Node):
     augment: bool
     inference_batch_size: Positive
     trainer: dict
+    optimizer: Literal["sgd", "adamw"]
+    schedule: Literal["plateau", "cosine"]
+    warmup_epochs: Count
 
 
 class Switch(Node):

@@ -191,3 +191,28 @@ def test_switch_end_to_end_on_digits(make_cfg, tmp_path):
     )
     assert set(records[0]["cv_accuracy"]) == {"cs_svm", "ft_th"}
     assert records[0]["scheme_used"] == "cs_svm"
+
+
+@pytest.mark.filterwarnings("ignore:.*`srun` command is available")  # a machine with Slurm installed
+def test_the_vit_schedule_warms_up_then_decays_by_cosine_per_epoch(digits):
+    """4 epochs, 1 of warm-up, lr 3e-5: factors 1 (warm-up (0+1)/1), then (1 + cos(pi k/3))/2 for k = 0, 1, 2:
+    1, 0.75, 0.25 (worked by hand); the optimiser AdamW with its decoupled weight decay."""
+    import lightning as L
+
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    inputs, y, _ = digits
+    scheme = tiny_scheme(thresholding=False, epochs=4)
+    scheme.optimizer, scheme.schedule, scheme.warmup_epochs, scheme.lr = "adamw", "cosine", 1, 3e-5
+    module = scheme._new_module(10, seed=0)
+    trainer = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", callbacks=[Record()])
+    images, labels = torch.from_numpy(inputs.images[:32]), torch.from_numpy(y[:32])
+    trainer.fit(module, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=16))
+    np.testing.assert_allclose(seen, [3e-5 * f for f in (1.0, 1.0, 0.75, 0.25)], rtol=1e-9)
+    assert isinstance(trainer.optimizers[0], torch.optim.AdamW)
+    assert trainer.optimizers[0].param_groups[0]["weight_decay"] == scheme.weight_decay

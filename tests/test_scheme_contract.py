@@ -16,7 +16,8 @@ from alimb.schemes.finetune import threshold
 SCHEMES = sorted(p.stem for p in (Path(CONFIG_DIR) / "scheme").glob("*.yaml"))
 TINY = ("backbone.weights=null", "backbone.resolution=16", "dataset.image_size=16", "backbone.num_workers=0",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false")
-EPOCHS = {"ft": ("scheme.epochs=1",), "ft_th": ("scheme.epochs=1",), "switch": ("scheme.schemes.ft_th.epochs=1",)}
+EPOCHS = {"ft": ("scheme.epochs=1",), "ft_th": ("scheme.epochs=1",), "ft_vit": ("scheme.epochs=1",),
+          "switch": ("scheme.schemes.ft_th.epochs=1",)}
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ Buda et al.).
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import warnings
 from typing import Any
@@ -67,16 +68,19 @@ class _Batches(torch.utils.data.Dataset):
 
 
 class FineTuneModule(L.LightningModule):
-    """Pretrained body + new linear head, trained with SGD and ReduceLROnPlateau on the training loss."""
+    """Pretrained body + new linear head, trained with SGD and ReduceLROnPlateau on the training loss (the paper),
+    or AdamW with a linear warm-up and a cosine decay over the epochs (ViTs)."""
 
     def __init__(self, body: torch.nn.Module, feature_dim: int, n_classes: int, image_size: int, lr: float,
                  momentum: float, weight_decay: float, plateau_patience: int, plateau_factor: float, augment: bool,
-                 seed: int, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
+                 seed: int, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD, optimizer: str = "sgd",
+                 schedule: str = "plateau", warmup_epochs: int = 0, epochs: int = 1):
         super().__init__()
         self.body, self.head = body, torch.nn.Linear(feature_dim, n_classes)
         self.image_size, self.augment, self.seed = image_size, augment, seed
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
+        self.optimizer, self.schedule, self.warmup_epochs, self.epochs = optimizer, schedule, warmup_epochs, epochs
         self.register_buffer("mean", torch.tensor(mean)[None, :, None, None], persistent=False)  # the backbone's
         self.register_buffer("std", torch.tensor(std)[None, :, None, None], persistent=False)
         self._aug_gen: torch.Generator | None = None
@@ -120,11 +124,25 @@ class FineTuneModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        if self.optimizer == "adamw":
+            opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        if self.schedule == "cosine":
+            cosine = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: lr_factor(epoch, self.epochs, self.warmup_epochs))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "epoch"}}
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=self.plateau_factor, patience=self.plateau_patience
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "train_loss", "interval": "epoch"}}
+
+
+def lr_factor(epoch: int, epochs: int, warmup: int) -> float:
+    """The cosine schedule's learning-rate factor in epoch `epoch` (0-based): (e+1)/warmup during the warm-up,
+    then (1 + cos(pi (e - warmup) / (epochs - warmup))) / 2, from 1 down towards 0 in the last epoch."""
+    if epoch < warmup:
+        return (epoch + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / max(1, epochs - warmup)))
 
 
 # the Lightning precisions that compute in a lower precision, and that precision (the rest compute in float32)
@@ -149,8 +167,10 @@ class FineTuneScheme:
         self, backbone: Any, thresholding: bool = True, epochs: int = 60, lr: float = 0.01,
         momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 32, plateau_patience: int = 10,
         plateau_factor: float = 0.1, image_size: int | None = None, augment: bool = True,
-        inference_batch_size: int = 256, trainer: dict | None = None,
+        inference_batch_size: int = 256, trainer: dict | None = None, optimizer: str = "sgd",
+        schedule: str = "plateau", warmup_epochs: int = 0,
     ):
+        self.optimizer, self.schedule, self.warmup_epochs = optimizer, schedule, warmup_epochs
         self.backbone, self.thresholding, self.epochs, self.lr = backbone, thresholding, epochs, lr
         self.momentum, self.weight_decay, self.batch_size = momentum, weight_decay, batch_size
         self.plateau_patience, self.plateau_factor, self.augment = plateau_patience, plateau_factor, augment
@@ -167,6 +187,7 @@ class FineTuneScheme:
             return FineTuneModule(
                 body, self.backbone.feature_dim, n_classes, self.image_size, self.lr, self.momentum, self.weight_decay,
                 self.plateau_patience, self.plateau_factor, self.augment, seed, self.backbone.mean, self.backbone.std,
+                self.optimizer, self.schedule, self.warmup_epochs, self.epochs,
             )
 
     def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> dict:
