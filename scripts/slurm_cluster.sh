@@ -35,8 +35,12 @@ fi
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null \
    || ! command -v sbatch >/dev/null; then
   echo "slurm_cluster.sh: installing slurmctld, slurmd, munge (apt)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurmctld slurmd slurm-client munge >"$dir.apt.log" 2>&1 \
-    || { echo "slurm_cluster.sh: apt-get install failed; see $dir.apt.log" >&2; exit 1; }
+  packages=(slurmctld slurmd slurm-client munge)
+  export DEBIAN_FRONTEND=noninteractive
+  # a fresh image may have no package lists yet: update them once if the install cannot find the packages
+  apt-get install -y -q "${packages[@]}" >"$dir.apt.log" 2>&1 \
+    || { apt-get update -q >>"$dir.apt.log" 2>&1 && apt-get install -y -q "${packages[@]}" >>"$dir.apt.log" 2>&1; } \
+    || { echo "slurm_cluster.sh: apt-get install ${packages[*]} failed; see $dir.apt.log" >&2; exit 1; }
 fi
 
 mkdir -p "$dir"/{state,spool,munge,socket}
