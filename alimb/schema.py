@@ -237,8 +237,9 @@ class Switch(Node):
 
 
 # ---- backbone, trainer, logger ----
-class Backbone(Node):
-    arch: str
+class Pretrained(Node):
+    """What every pretrained backbone takes: its weights (a name or a file), resolution and how it runs."""
+
     weights: Optional[str]
     weights_path: Optional[str]
     resolution: Annotated[int, Field(ge=8)]
@@ -251,27 +252,18 @@ class Backbone(Node):
     @classmethod
     def _exists(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"no such file: {Path(value).expanduser()} (a .pth state dict of the backbone)")
+            raise ValueError(f"no such file: {Path(value).expanduser()} (the backbone's weights: a .pth state dict "
+                             "for torchvision, e.g. model.safetensors for timm)")
         return value
 
 
-class TimmBackbone(Node):
-    model: str
-    weights: Optional[str]
-    weights_path: Optional[str]
-    resolution: Annotated[int, Field(ge=8)]
+class Backbone(Pretrained):
+    arch: str  # torchvision's name
+
+
+class TimmBackbone(Pretrained):
+    model: str  # timm's name
     model_kwargs: dict
-    batch_size: Positive
-    num_workers: Count
-    device: Device
-    init_seed: Count
-
-    @field_validator("weights_path")
-    @classmethod
-    def _exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"no such file: {Path(value).expanduser()} (the model's weights, e.g. model.safetensors)")
-        return value
 
 
 class Pixels(Node):
