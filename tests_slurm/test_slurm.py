@@ -38,7 +38,7 @@ def start(cwd: Path, *args: str) -> subprocess.Popen:
 
 
 def queue() -> list[str]:
-    """The job ids squeue lists as pending or running."""
+    """The job ids squeue lists (pending, running, completing, ...: every job not yet gone)."""
     out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True)
     return out.stdout.split()
 
@@ -55,12 +55,21 @@ def job_logs(sweep: Path) -> str:
     return "".join(p.read_text() for p in sorted(sweep.glob(".submitit/*/*_log.*")))
 
 
+def drained(timeout: float = 60) -> list[str]:
+    """The jobs still in the queue once it empties or `timeout` passes: a finished job stays listed as COMPLETING
+    for a few seconds after its result (and the sweep) came back."""
+    deadline = time.monotonic() + timeout
+    while (left := queue()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
 @pytest.fixture(autouse=True)
 def empty_queue():
     """Every test starts and ends with no job of ours in the queue."""
-    assert queue() == [], "jobs left in the queue by an earlier test"
+    assert drained() == [], "jobs left in the queue by an earlier test"
     yield
-    leftover = queue()
+    leftover = drained()
     if leftover:
         subprocess.run(["scancel", *leftover])
     assert leftover == []
