@@ -36,7 +36,8 @@ def test_each_backbone_gives_its_models_embedding_with_random_weights(make_cfg, 
 def test_each_backbone_normalises_as_its_weights_were_trained(make_cfg, name):
     backbone = build(make_cfg(f"backbone={name}", "backbone.device=cpu").backbone)  # no download: timm's config
     expected = (CLIP_MEAN, CLIP_STD) if name.startswith("clip") else (IMAGENET_MEAN, (0.229, 0.224, 0.225))
-    np.testing.assert_allclose(backbone.mean, expected[0]) and np.testing.assert_allclose(backbone.std, expected[1])
+    np.testing.assert_allclose(backbone.mean, expected[0])
+    np.testing.assert_allclose(backbone.std, expected[1])
     assert backbone.resolution == 224
     assert backbone.interpolation == ("bilinear" if name == "resnet50" else "bicubic")  # torchvision's / ViTs'
 
