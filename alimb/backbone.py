@@ -8,12 +8,31 @@ import contextlib
 import hashlib
 import logging
 from pathlib import Path
+from typing import Annotated, Optional
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator, Field
 
 from alimb.devices import resolve_device
 from alimb.errors import UserError
+from alimb.options import Count, Device, Doc, Positive
+
+
+def _a_file(value: str | None) -> str | None:
+    if value is not None and not Path(value).expanduser().is_file():
+        raise ValueError(f"no such file: {Path(value).expanduser()} (the backbone's weights: a .pth state dict "
+                         "for torchvision, e.g. model.safetensors for timm)")
+    return value
+
+
+# what every pretrained backbone takes
+WeightsPath = Annotated[Optional[str], AfterValidator(_a_file), Doc(
+    "a local file of the weights, for offline machines (overrides the download)")]
+Resolution = Annotated[int, Field(ge=8), Doc("images are resized to this (the resolution the weights expect)")]
+BatchSize = Annotated[Positive, Doc("images per batch when extracting features")]
+NumWorkers = Annotated[Count, Doc("image decoding processes")]
+InitSeed = Annotated[Count, Doc("the initialisation when weights is null")]
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +44,16 @@ class TorchvisionBackbone:
     """A torchvision classifier without its last layer; images resized to `resolution`, ImageNet-normalised."""
 
     def __init__(
-        self, arch: str = "resnet18", weights: str | None = "IMAGENET1K_V1", weights_path: str | None = None,
-        resolution: int = 224, batch_size: int = 128, num_workers: int = 2, device: str = "auto", init_seed: int = 0,
+        self,
+        arch: Annotated[str, Doc("torchvision's model name")] = "resnet18",
+        weights: Annotated[Optional[str], Doc("torchvision's weights name; null: random initialisation "
+                                              "(tests)")] = "IMAGENET1K_V1",
+        weights_path: WeightsPath = None,
+        resolution: Resolution = 224,
+        batch_size: BatchSize = 128,
+        num_workers: NumWorkers = 2,
+        device: Device = "auto",
+        init_seed: InitSeed = 0,
     ):
         self.arch, self.weights, self.weights_path, self.resolution = arch, weights, weights_path, int(resolution)
         self.init_seed = init_seed
@@ -126,9 +153,16 @@ class TimmBackbone:
     has it), loaded through timm's own filter (DINOv2's position embeddings resampled to `resolution`)."""
 
     def __init__(
-        self, model: str, weights: str | None = None, weights_path: str | None = None, resolution: int = 224,
-        model_kwargs: dict | None = None, batch_size: int = 64, num_workers: int = 2, device: str = "auto",
-        init_seed: int = 0,
+        self,
+        model: Annotated[str, Doc("timm's model name")],
+        weights: Annotated[Optional[str], Doc("timm's pretrained tag; null: random initialisation (tests)")] = None,
+        weights_path: WeightsPath = None,
+        resolution: Resolution = 224,
+        model_kwargs: Annotated[Optional[dict], Doc("timm's create_model arguments (a ViT's img_size)")] = None,
+        batch_size: BatchSize = 128,
+        num_workers: NumWorkers = 2,
+        device: Device = "auto",
+        init_seed: InitSeed = 0,
     ):
         self.model, self.weights, self.weights_path, self.resolution = model, weights, weights_path, int(resolution)
         self.model_kwargs, self.init_seed = dict(model_kwargs or {}), init_seed
@@ -212,7 +246,13 @@ def _drop_classifier(model: torch.nn.Module) -> int:
 class Pixels:
     """Raw pixels as features (flattened, scaled to [0, 1]) at `resolution`; for small images."""
 
-    def __init__(self, resolution: int = 32, batch_size: int = 1024, num_workers: int = 0, device: str = "cpu"):
+    def __init__(
+        self,
+        resolution: Annotated[int, Field(ge=1), Doc("images are resized to this")] = 32,
+        batch_size: BatchSize = 1024,
+        num_workers: NumWorkers = 0,
+        device: Device = "cpu",
+    ):
         self.resolution, self.batch_size, self.num_workers = int(resolution), batch_size, num_workers
         self.device = resolve_device(device)
 

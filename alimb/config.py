@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -10,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alimb.errors import UserError
+from alimb.options import target_callable
 
 
 def _without_names(spec: Any) -> Any:
@@ -32,12 +32,6 @@ def build(node: DictConfig, drop: tuple[str, ...] = ("name",), **kwargs: Any) ->
         if isinstance(err.__cause__, UserError):  # the target refused its arguments: report it, not Hydra's wrapper
             raise err.__cause__ from None
         raise
-
-
-def target_callable(target: str) -> Any:
-    """The callable a `_target_` string names (ImportError or AttributeError when it names nothing)."""
-    module, _, name = target.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def _af_slots(target: str) -> dict[str, str]:

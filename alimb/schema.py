@@ -1,8 +1,10 @@
 """The config schema, checked in one place before any work: types and ranges of every key.
 
-pydantic models, one per config group option (keyed by its `_target_`), with unknown keys refused.
-An option whose `_target_` is not ours (a user's own class) is passed through unchecked. The first
-problem is reported in one line that names the key, the value and what is allowed.
+A node that builds one of alimb's `_target_`s is checked against the model its callable's signature declares
+(alimb.options: every target of ours is covered, none can be forgotten); the nodes that build nothing (the top
+level, dataset, al, features, trainer) have their models here. Unknown keys are refused; a `_target_` that is not
+ours (a user's own class) is passed through unchecked. The first problem is reported in one line that names the
+key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -12,265 +14,20 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, ValidationInfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from alimb.data.imbalance import Preset
 from alimb.errors import UserError
+from alimb.options import Count, Node, Positive, PositiveNumber, model
 
 
-def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("Input should be a number, not a boolean")
-    return value
-
-
-Number = Annotated[float, BeforeValidator(_not_bool), Field(strict=False, allow_inf_nan=False)]
-PositiveNumber = Annotated[Number, Field(gt=0)]
-NonNegativeNumber = Annotated[Number, Field(ge=0)]
-Fraction = Annotated[Number, Field(gt=0, lt=1)]
-Count = Annotated[int, Field(ge=0)]  # strict: no bool, float or string
-Positive = Annotated[int, Field(ge=1)]
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
-Order = Literal["random", "natural"]
-OnBadImage = Literal["skip", "fail"]
-
-
-class Node(BaseModel):
-    """A config node: strict types, unknown keys refused; `name`, `_target_`, `_partial_` allowed."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
-    name: Optional[str] = None
-    target: Optional[str] = Field(None, alias="_target_")
-    partial: Optional[bool] = Field(None, alias="_partial_")
-
-
-# ---- datasets (the loader node) ----
-class Digits(Node):
-    test_per_class: Positive
-    split_seed: Count
-
-
-class Synthetic(Node):
-    n_classes: Annotated[int, Field(ge=2)]
-    n_per_class: Positive
-    test_per_class: Positive
-    dim: Positive
-    separation: NonNegativeNumber
-    seed: Count
-
-
-class Embeddings(Node):
-    path: str
-
-
-class Archive(Node):
-    root: str
-    download: bool
-
-
-class ImageArchive(Archive):
-    on_bad_image: OnBadImage = "skip"
-
-
-class ImageFolder(Node):
-    root: str
-    test_root: Optional[str] = None
-    test_per_class: Positive
-    split_seed: Count
-    on_bad_image: OnBadImage
-
-
-class ImageList(Node):
-    root: str
-    train_list: str
-    test_list: str
-    on_bad_image: OnBadImage
-
-
-class PaperImbalance(Node):
-    target_ir: PositiveNumber
-    total: Positive
-
-
+# ---- the nodes that build nothing: their keys are declared here ----
 class Dataset(Node):
     per_iteration: Positive
-    paper_imbalance: Optional[Union[PaperImbalance, Literal["natural"]]] = None
+    paper_imbalance: Preset = None
     image_size: Optional[Annotated[int, Field(ge=8)]] = None
     class_balanced_lam: Optional[PositiveNumber] = None  # the authors' lam of Class-Balanced AL for this dataset
     loader: dict
-
-
-# ---- imbalance ----
-class Exponential(Node):
-    target_ir: PositiveNumber
-    total: Optional[Positive] = None
-    order: Order
-    min_count: Positive
-    seed: Count
-
-
-class Step(Node):
-    minority_fraction: Fraction
-    rho: Annotated[Number, Field(ge=1)]
-    order: Order
-    seed: Count
-
-
-class LongTail(Node):
-    rho: Annotated[Number, Field(ge=1)]
-    order: Literal["index", "random", "natural"]
-    seed: Count
-
-
-class Counts(Node):
-    counts: Optional[list[Count]] = None
-    path: Optional[str] = None
-    seed: Count
-
-
-class Seeded(Node):
-    seed: Count
-    preset: Optional[Union[PaperImbalance, Literal["natural"]]] = None
-
-
-# ---- acquisition ----
-class Plain(Node):
-    pass
-
-
-class OnDevice(Node):
-    device: Device = "auto"
-
-
-class Coreset(OnDevice):
-    lazy: bool = True
-
-
-class CdsBal(OnDevice):
-    reveal_within_batch: bool
-
-
-class MinoritySampling(Node):
-    within: dict
-    auxiliary: dict
-
-
-class Reveals(Node):
-    reveal_within_batch: bool
-
-
-class Direct(Reveals):
-    parallel_annotators: Positive
-    min_budget_per_class: Positive
-
-
-class ClassBalanced(Node):
-    lam: NonNegativeNumber
-    node_limit: Positive
-    time_limit: PositiveNumber
-
-
-class Flqmi(Node):
-    eta: NonNegativeNumber
-    embedding: Literal["fg", "gradient"]
-
-
-class TypiClust(Node):
-    max_clusters: Positive
-    min_cluster_size: Count
-    k_nn: Positive
-
-
-class ProbCover(Node):
-    delta: Optional[PositiveNumber] = None
-    purity: Fraction
-    purity_sample: Positive
-
-
-class MinorityBandit(Reveals):
-    arms: Annotated[dict[str, dict], Field(min_length=1)]
-
-
-# ---- schemes ----
-class LinearSVM(Node):
-    C: PositiveNumber
-    class_weight: Optional[Literal["balanced"]]
-    solver: Literal["auto", "newton", "lbfgs", "liblinear"]
-    tol: PositiveNumber
-    max_iter: Positive
-    warm_start: bool
-    device: Device
-
-
-class FineTune(Node):
-    backbone: dict
-    thresholding: bool
-    epochs: Positive
-    lr: PositiveNumber
-    momentum: NonNegativeNumber
-    weight_decay: NonNegativeNumber
-    batch_size: Annotated[int, Field(ge=2)]  # BatchNorm needs two samples
-    plateau_patience: Count
-    plateau_factor: Annotated[Number, Field(gt=0, le=1)]
-    image_size: Optional[Annotated[int, Field(ge=8)]]
-    augment: bool
-    inference_batch_size: Positive
-    trainer: dict
-    optimizer: Literal["sgd", "adamw"]
-    schedule: Literal["plateau", "cosine"]
-    warmup_epochs: Count
-
-
-class Switch(Node):
-    schemes: Annotated[dict[str, dict], Field(min_length=2)]
-    start: str
-    sticky: bool
-    holdout: Fraction
-    folds: Positive
-
-    @field_validator("start")
-    @classmethod
-    def _one_of_them(cls, value: str, info: ValidationInfo) -> str:
-        schemes = info.data.get("schemes") or {}
-        if value not in schemes:
-            raise ValueError(f"not one of the switch's schemes ({', '.join(schemes)})")
-        return value
-
-
-# ---- backbone, trainer, logger ----
-class Pretrained(Node):
-    """What every pretrained backbone takes: its weights (a name or a file), resolution and how it runs."""
-
-    weights: Optional[str]
-    weights_path: Optional[str]
-    resolution: Annotated[int, Field(ge=8)]
-    batch_size: Positive
-    num_workers: Count
-    device: Device
-    init_seed: Count
-
-    @field_validator("weights_path")
-    @classmethod
-    def _exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"no such file: {Path(value).expanduser()} (the backbone's weights: a .pth state dict "
-                             "for torchvision, e.g. model.safetensors for timm)")
-        return value
-
-
-class Backbone(Pretrained):
-    arch: str  # torchvision's name
-
-
-class TimmBackbone(Pretrained):
-    model: str  # timm's name
-    model_kwargs: dict
-
-
-class Pixels(Node):
-    resolution: Annotated[int, Field(ge=1)]
-    batch_size: Positive
-    num_workers: Count
-    device: Device
 
 
 class Trainer(Node):
@@ -289,14 +46,6 @@ class Trainer(Node):
         if not ok:
             raise ValueError("Input should be a positive number of devices, -1 (all), auto, or a list of device indices")
         return value
-
-
-class Wandb(Node):
-    project: str
-    entity: Optional[str] = None
-    mode: Optional[Literal["online", "offline", "disabled"]] = None
-    dir: Optional[str] = None
-    timeout: PositiveNumber = 15
 
 
 class Features(Node):
@@ -370,47 +119,6 @@ class Top(Node):
         return value
 
 
-A = "alimb.acquisition."
-MODELS: dict[str, type[Node]] = {
-    "alimb.data.digits.load_digits": Digits,
-    "alimb.data.synthetic.make_synthetic": Synthetic,
-    "alimb.data.embeddings.load_embeddings": Embeddings,
-    "alimb.data.cifar.load_cifar100": Archive,
-    "alimb.data.cifar.load_cifar10": Archive,
-    "alimb.data.food101.load_food101": ImageArchive,
-    "alimb.data.mit67.load_mit67": ImageArchive,
-    "alimb.data.images.image_folder": ImageFolder,
-    "alimb.data.images.image_list": ImageList,
-    "alimb.data.imbalance.Exponential": Exponential,
-    "alimb.data.imbalance.Step": Step,
-    "alimb.data.imbalance.Counts": Counts,
-    "alimb.data.imbalance.LongTail": LongTail,
-    "alimb.data.imbalance.NoImbalance": Seeded,
-    "alimb.data.imbalance.paper_preset": Seeded,
-    **{f"{A}uncertainty.{n}": Plain for n in ("random", "margin", "certain", "entropy", "least_confidence")},
-    f"{A}kcenter.coreset": Coreset,
-    f"{A}cds.cds_bal": CdsBal,
-    f"{A}minority.minority_sampling": MinoritySampling,
-    f"{A}gradients.badge": Plain,
-    f"{A}boundary.base": Plain,
-    f"{A}graphs.galaxy": Reveals,
-    f"{A}thresholds.direct": Direct,
-    f"{A}balanced_mip.class_balanced": ClassBalanced,
-    f"{A}submodular.flqmi": Flqmi,
-    f"{A}lowbudget.typiclust": TypiClust,
-    f"{A}lowbudget.probcover": ProbCover,
-    f"{A}bandit.minority_bandit": MinorityBandit,
-    "alimb.schemes.svm.LinearSVMScheme": LinearSVM,
-    "alimb.schemes.finetune.FineTuneScheme": FineTune,
-    "alimb.schemes.switch.SwitchScheme": Switch,
-    "alimb.backbone.TorchvisionBackbone": Backbone,
-    "alimb.backbone.TimmBackbone": TimmBackbone,
-    "alimb.backbone.Pixels": Pixels,
-    "alimb.records.NullLogger": Node,
-    "alimb.wandb_logger.WandbLogger": Wandb,
-}
-
-
 def _message(err: ValidationError, prefix: str, data: Any) -> str:
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
@@ -438,6 +146,15 @@ def _message(err: ValidationError, prefix: str, data: Any) -> str:
     return f"config key {key}{shown} is invalid: {text}"
 
 
+def _model(target: str) -> type[Node] | None:
+    """The model of one of alimb's targets, from its declaration (alimb.options); a target that names nothing is
+    left to Hydra's instantiate, which names it."""
+    try:
+        return model(target)
+    except (ImportError, AttributeError):
+        return None
+
+
 def _check(model: type[Node], data: Any, prefix: str) -> None:
     try:
         model.model_validate(data)
@@ -448,7 +165,7 @@ def _check(model: type[Node], data: Any, prefix: str) -> None:
 def _walk(node: Any, prefix: str) -> None:
     """Check every node with a known `_target_`, nested ones included (a switch's schemes, an AF's parts)."""
     if isinstance(node, dict):
-        model = MODELS.get(node.get("_target_")) if "_target_" in node else None
+        model = _model(node["_target_"]) if isinstance(node.get("_target_"), str) else None
         if model is not None:
             _check(model, node, prefix)
         for key, value in node.items():
@@ -480,7 +197,7 @@ def _loads_images(dataset: dict) -> bool:
     ArrayDataset of features, by its return annotation; an unknown loader counts as images."""
     import typing
 
-    from alimb.config import target_callable
+    from alimb.options import target_callable
     from alimb.data.dataset import ArrayDataset
 
     try:

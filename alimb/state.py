@@ -46,8 +46,16 @@ PRESENTATION = ("report",)  # how alimb-report draws the experiment: stored in c
 
 
 def identity(config: dict) -> dict:
-    """What a run computes: its stored config less the presentation keys (the same run however it is drawn)."""
-    return {k: v for k, v in config.items() if k not in PRESENTATION} if isinstance(config, dict) else config
+    """What a run computes: its stored config less the presentation keys (the same run however it is drawn), every
+    declared option in full (alimb.options.fill): a run stored before an option was declared, or by a version whose
+    YAML left it out, is the same run as one that states its default."""
+    if not isinstance(config, dict):
+        return config
+    from alimb.options import fill
+
+    full = OmegaConf.create({k: v for k, v in config.items() if k not in PRESENTATION})
+    fill(full)
+    return OmegaConf.to_container(full)
 
 
 class RunDirBusy(UserError):

@@ -6,7 +6,9 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
+from alimb.options import Doc, PositiveNumber
 from alimb.records import Record
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,16 @@ def per_class_table(records: list[Record]):
 class WandbLogger:
     """Logs each iteration's record; if W&B can't start, warns once and the run goes on with local records."""
 
-    def __init__(self, project: str = "alimb", entity: str | None = None, mode: str | None = None,
-                 dir: str | None = None, timeout: float = 15.0):
+    def __init__(
+        self,
+        project: Annotated[str, Doc("the W&B project")] = "alimb",
+        entity: Annotated[Optional[str], Doc("the W&B entity (team or user); null: yours")] = None,
+        mode: Annotated[Optional[Literal["online", "offline", "disabled"]], Doc("null: from WANDB_MODE")] = None,
+        dir: Annotated[Optional[str], Doc("null: outputs/<name>/wandb (the sweep directory's): every run of an "
+                                          "experiment syncs with one `wandb sync`")] = None,
+        timeout: Annotated[PositiveNumber, Doc("seconds to wait for the W&B service; after one failure a process "
+                                               "stops trying (later jobs too)")] = 15,
+    ):
         self.project, self.entity, self.mode, self.dir, self.timeout = project, entity, mode, dir, float(timeout)
         self.run = None
 

@@ -85,7 +85,7 @@ def main() -> None:
 
     def scheme(size, epochs):
         backbone = TorchvisionBackbone(weights=None, resolution=size, num_workers=0)
-        return FineTuneScheme(backbone, epochs=epochs, image_size=size, trainer=trainer)
+        return FineTuneScheme(backbone, thresholding=True, epochs=epochs, image_size=size, trainer=trainer)
 
     s = scheme(args.size, args.epochs)
     full_path(scheme(args.size, 1), 64, args.classes, args.size)  # warm-up (Trainer set-up, kernels)

@@ -141,8 +141,18 @@ def test_any_number_of_schemes_by_name_the_best_one_wins_and_stays():
     assert [r["scheme_used"] for r in records] == ["a", "c", "c"]
     assert records[0]["cv_accuracy"]["c"] == 1.0 and records[0]["cv_accuracy"]["a"] == pytest.approx(1 / 3)
     assert records[1]["cv_accuracy"] is None and records[2]["switch_iteration"] == 1
-    with pytest.raises(ValueError, match="two or more schemes"):
-        SwitchScheme({"a": Fake(True)}, "a")
+
+
+def test_a_switch_needs_two_schemes_and_starts_with_one_of_them(make_cfg):
+    """Checked by validation before any work (the switch's declaration), in one line each."""
+    from alimb.errors import UserError
+    from alimb.schema import validate
+
+    with pytest.raises(UserError, match=r"^config key scheme.schemes is invalid: .*at least 2 items"):
+        validate(make_cfg("scheme=switch", "~scheme@scheme.schemes.ft_th"))
+    with pytest.raises(UserError, match=r"^config key scheme.start='svm' is invalid: not one of the switch's "
+                                        r"schemes \(cs_svm, ft_th\)$"):
+        validate(make_cfg("scheme=switch", "scheme.start=svm"))
 
 
 def test_stratified_holdout_takes_a_fifth_of_every_class():

@@ -24,6 +24,10 @@ The paper's U may use other uncertainty scores; entropy is its main setting.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from alimb.options import Doc, NonNegativeNumber, Positive, PositiveNumber
+
 import time
 
 import numpy as np
@@ -51,7 +55,14 @@ def greedy(u: np.ndarray, p: np.ndarray, omega: np.ndarray, lam: float, budget: 
     return np.array(chosen, dtype=np.int64)
 
 
-def class_balanced(ctx: Context, *, lam: float = 1.0, node_limit: int = 1000, time_limit: float = 60.0) -> Selection:
+def class_balanced(
+    ctx: Context, *,
+    lam: Annotated[NonNegativeNumber, Doc("weight of the class-balance term (conf: the dataset's class_balanced_lam)")] = 1.0,
+    node_limit: Annotated[Positive, Doc("branch-and-bound nodes before the better of HiGHS's incumbent and the greedy "
+                                        "batch is used")] = 1000,
+    time_limit: Annotated[PositiveNumber, Doc("seconds: a safety net; a run stopped by the clock is not reproducible "
+                                              "(recorded)")] = 60.0,
+) -> Selection:
     """Entropy plus lam times the L1 gap to the balanced class counts, minimised exactly (see the module docstring)."""
     ctx.need("class_balanced", "scores")
     import scipy.sparse as sp  # on use: SciPy's solver costs ~0.4 s of start-up to every run that never calls it

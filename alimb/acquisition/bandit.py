@@ -21,13 +21,23 @@ after any iteration makes the same choices). The arms' picks and rewards are rec
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
+from alimb.options import Doc, RevealWithinBatch
+
 import numpy as np
 
 from alimb.acquisition.base import AF, Context, Selection
 from alimb.errors import UserError
 
 
-def minority_bandit(ctx: Context, *, arms: dict[str, AF], reveal_within_batch: bool = True) -> Selection:
+def minority_bandit(
+    ctx: Context, *,
+    arms: Annotated[dict[str, AF], Field(min_length=1), Doc("the arms: AFs of conf/acquisition, under their names")],
+    reveal_within_batch: RevealWithinBatch = True,
+) -> Selection:
     """Thompson sampling over `arms`, rewarded by picks of minority classes (see the module docstring: not TAILOR)."""
     ctx.pool()
     if not arms:

@@ -27,6 +27,10 @@ Picks of step 2's balancing branch are counted in `acquisition_info.n_balancing`
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from alimb.options import Device, RevealWithinBatch
+
 
 import numpy as np
 import torch
@@ -36,7 +40,7 @@ from alimb.acquisition.kcenter import squared_norms
 from alimb.devices import resolve_device
 
 
-def cds_bal(ctx: Context, *, reveal_within_batch: bool = True, device: str = "auto") -> Selection:
+def cds_bal(ctx: Context, *, reveal_within_batch: RevealWithinBatch = True, device: Device = "auto") -> Selection:
     """WACV 2020's balancing rule in F_g (`fg`: (n_pool, d)), one pick at a time; see the module docstring."""
     reveals = ctx.reveals(reveal_within_batch)
     ctx.need("cds_bal", "fg", *(() if reveals else ("scores",)))

@@ -24,6 +24,10 @@ differs from the labels there (which would create a new cut).
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from alimb.options import RevealWithinBatch
+
 
 import numpy as np
 
@@ -128,7 +132,7 @@ class _Paths:
 
 
 @whole_pool
-def galaxy(ctx: Context, *, reveal_within_batch: bool = True) -> Selection:
+def galaxy(ctx: Context, *, reveal_within_batch: RevealWithinBatch = True) -> Selection:
     """`budget` sequential GALAXY queries; see the module docstring. Samples an enclosing AF already picked in
     this batch (`ctx.picked`) sit on the paths with their predicted class, as if labeled so."""
     ctx.need("galaxy", "scores")

@@ -21,6 +21,10 @@ and the GPU check.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from alimb.options import Device, Doc
+
 import numpy as np
 import torch
 
@@ -157,7 +161,9 @@ def _plain(feats: torch.Tensor, x: torch.Tensor, candidates: np.ndarray, centers
     return picks
 
 
-def coreset(ctx: Context, *, device: str = "auto", lazy: bool = True) -> Selection:
+def coreset(ctx: Context, *, device: Device = "auto",
+            lazy: Annotated[bool, Doc("skip candidates whose distance bound cannot win (same picks, faster)")] = True,
+            ) -> Selection:
     """k-center greedy over the candidates, the covered samples as initial centers (every labeled sample; inside a
     class of the MCS family, that class's labeled samples: DMCS, Eq. 7)."""
     ctx.need("coreset", "features")

@@ -26,6 +26,10 @@ Scale: distances in blocks of rows; the graph is stored sparse (its edges only).
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
+from alimb.options import Count, Doc, Fraction, Positive, PositiveNumber
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -69,7 +73,12 @@ def typiclust_order(clusters: np.ndarray, labeled_mask: np.ndarray, min_cluster_
     return ids[np.lexsort((ids, -sizes[ids], labeled[ids]))]
 
 
-def typiclust(ctx: Context, *, max_clusters: int = 500, min_cluster_size: int = 5, k_nn: int = 20) -> Selection:
+def typiclust(
+    ctx: Context, *,
+    max_clusters: Annotated[Positive, Doc("at most this many k-means clusters (the authors': 500)")] = 500,
+    min_cluster_size: Annotated[Count, Doc("clusters smaller than this get no pick (the authors': 5)")] = 5,
+    k_nn: Annotated[Positive, Doc("neighbours of the typicality (the authors': 20)")] = 20,
+) -> Selection:
     """TypiClust's batch (see the module docstring); only `ctx.available()` samples are picked."""
     ctx.need("typiclust", "fg")
     fg, labeled_mask, budget, rng = ctx.fg, np.asarray(ctx.labeled_mask), ctx.budget, ctx.rng
@@ -123,8 +132,13 @@ def ball_graph(x: np.ndarray, rows: np.ndarray, delta: float) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(rows.size, len(x)))
 
 
-def probcover(ctx: Context, *, delta: float | None = None, purity: float = 0.95,
-              purity_sample: int = 2000) -> Selection:
+def probcover(
+    ctx: Context, *,
+    delta: Annotated[Optional[PositiveNumber], Doc("the ball radius; null: the paper's purity rule (k-means with "
+                                                   "one cluster per class)")] = None,
+    purity: Annotated[Fraction, Doc("the share of pure balls the radius keeps (the paper's alpha)")] = 0.95,
+    purity_sample: Annotated[Positive, Doc("points whose distance to another cluster estimates the quantile")] = 2000,
+) -> Selection:
     """ProbCover's batch (see the module docstring)."""
     ctx.need("probcover", "fg")
     fg, n_classes, budget, rng = ctx.fg, ctx.n_classes, ctx.budget, ctx.rng

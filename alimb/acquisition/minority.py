@@ -4,9 +4,12 @@ auxiliary AF for the budget left."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from alimb.acquisition.base import AF, Context, Selection, per_row
+from alimb.options import Doc
 
 
 def minority_quotas(class_counts: np.ndarray) -> np.ndarray:
@@ -51,7 +54,11 @@ def allocate(quotas: np.ndarray, candidates: np.ndarray, budget: int) -> np.ndar
     return taken
 
 
-def minority_sampling(ctx: Context, *, within: AF, auxiliary: AF) -> Selection:
+def minority_sampling(
+    ctx: Context, *,
+    within: Annotated[AF, Doc("chooses inside each minority class's predicted candidates (an AF of conf/acquisition)")],
+    auxiliary: Annotated[AF, Doc("fills the budget the quotas leave (an AF of conf/acquisition)")],
+) -> Selection:
     """Fill minority-class quotas from samples predicted as those classes with `within`, the rest with `auxiliary`.
 
     `within` chooses m_c of class c's candidates D^U(c) (Eq. 4) from the context narrowed to them, with the

@@ -26,6 +26,10 @@ no |U| x |U| matrix is ever formed.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
+from alimb.options import Doc, NonNegativeNumber
+
 import numpy as np
 import torch
 
@@ -61,7 +65,12 @@ class _Cosines:
         return 0.5 * (1.0 + dot)
 
 
-def flqmi(ctx: Context, *, eta: float = 1.0, embedding: str = "fg") -> Selection:
+def flqmi(
+    ctx: Context, *,
+    eta: Annotated[NonNegativeNumber, Doc("weight of the query-relevance term (DISTIL's default 1)")] = 1.0,
+    embedding: Annotated[Literal["fg", "gradient"], Doc("fg: cosine in F_g; gradient: in the current model's "
+                                                        "gradient-embedding space (DISTIL's default)")] = "fg",
+) -> Selection:
     """Greedy FLQMI with the minority classes' labeled samples as the query set (see the module docstring)."""
     ctx.need("flqmi", *(("fg",) if embedding == "fg" else ("scores", "features")))
     labels, labeled_mask, n_classes, budget, rng = ctx.labels, ctx.labeled_mask, ctx.n_classes, ctx.budget, ctx.rng

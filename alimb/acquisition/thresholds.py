@@ -40,6 +40,10 @@ Randomness comes from `ctx.rng` in the authors' order of calls: `choice(n, size,
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from alimb.options import Doc, Positive, RevealWithinBatch
+
 import math
 
 import numpy as np
@@ -150,8 +154,13 @@ def _around(state: _Round, order: np.ndarray, w: np.ndarray, budget: int) -> Non
 
 
 @whole_pool
-def direct(ctx: Context, *, parallel_annotators: int = 20, min_budget_per_class: int = 60,
-           reveal_within_batch: bool = True) -> Selection:
+def direct(
+    ctx: Context, *,
+    parallel_annotators: Annotated[Positive, Doc("B1: labels drawn per version-space round (the authors': 20)")] = 20,
+    min_budget_per_class: Annotated[Positive, Doc("version-space labels per class when the budget allows, else "
+                                                  "budget // classes // 2 (the authors': 60)")] = 60,
+    reveal_within_batch: RevealWithinBatch = True,
+) -> Selection:
     """`budget` DIRECT labels; see the module docstring."""
     ctx.need("direct", "scores")
     ctx.pool()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alimb.data.download import fetch_or_explain
+from alimb.data.download import Download, Root, fetch_or_explain
 from alimb.data.images import ImageDataset, ImageSet, root_key
 from alimb.errors import UserError
 
@@ -44,7 +44,7 @@ def _split(paths: list[Path], label_key: bytes, name: str) -> ImageSet:
     return ImageSet(np.asarray(labels), arrays=np.ascontiguousarray(images))
 
 
-def load_cifar100(root: str = "data", download: bool = True) -> ImageDataset:
+def load_cifar100(root: Root = "data", download: Download = True) -> ImageDataset:
     """CIFAR-100 train (pool source, 500/class) and test (100/class) from `root/cifar-100-python/`."""
     base = Path(root).expanduser()
     folder = base / "cifar-100-python"
@@ -54,7 +54,7 @@ def load_cifar100(root: str = "data", download: bool = True) -> ImageDataset:
                         _split([folder / "test"], b"fine_labels", "CIFAR-100"), names, root_key("cifar100", folder))
 
 
-def load_cifar10(root: str = "data", download: bool = True) -> ImageDataset:
+def load_cifar10(root: Root = "data", download: Download = True) -> ImageDataset:
     """CIFAR-10 train (pool source, 5 000/class, the five batches in order) and test (1 000/class) from
     `root/cifar-10-batches-py/`."""
     base = Path(root).expanduser()

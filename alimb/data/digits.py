@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import importlib.util
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from alimb.data.dataset import ArrayDataset, balanced_split
+from alimb.options import Count, Doc, Positive
 
 
 def digits_file() -> Path:
@@ -18,7 +20,10 @@ def digits_file() -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
 
 
-def load_digits(test_per_class: int = 30, split_seed: int = 0) -> ArrayDataset:
+def load_digits(
+    test_per_class: Annotated[Positive, Doc("the balanced test split: this many images per class")] = 30,
+    split_seed: Annotated[Count, Doc("seeds the test split")] = 0,
+) -> ArrayDataset:
     """Pixel features scaled to [0, 1], with a seeded balanced test split."""
     with gzip.open(digits_file(), "rt") as f:
         rows = np.loadtxt(f, delimiter=",")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from alimb.data.dataset import ArrayDataset
 from alimb.errors import UserError
+from alimb.options import Doc
 
 REQUIRED = ("train_features", "train_labels", "test_features", "test_labels")
 
 
-def load_embeddings(path: str) -> ArrayDataset:
+def load_embeddings(path: Annotated[str, Doc("an .npz of train_features, train_labels, test_features, test_labels "
+                                            "[, class_names]")]) -> ArrayDataset:
     """Load `train_features, train_labels, test_features, test_labels[, class_names]` from an .npz."""
     if not path:
         raise UserError("dataset=embeddings needs a file: add dataset.loader.path=/path/to/features.npz")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from alimb.data.download import fetch_or_explain
+from alimb.data.download import Download, Root, fetch_or_explain
 from alimb.data.images import ImageDataset, ImageSet, root_key
 from alimb.errors import UserError
+from alimb.options import OnBadImage
 
 URL = "http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz"
 MD5 = "85eeb15f3717b99a5da872d97d918f87"
@@ -25,7 +26,7 @@ def _read_split(meta: Path, split: str) -> list[str]:
     raise UserError(f"Food-101 split list missing: expected {txt} or {js}")
 
 
-def load_food101(root: str = "data", download: bool = True, on_bad_image: str = "skip") -> ImageDataset:
+def load_food101(root: Root = "data", download: Download = True, on_bad_image: OnBadImage = "skip") -> ImageDataset:
     """Food-101 train (750/class, the pool source) and test (250/class)."""
     base = Path(root).expanduser()
     folder = base / "food-101"

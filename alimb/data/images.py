@@ -10,12 +10,14 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
 from PIL import Image
 
 from alimb.data.dataset import balanced_split
 from alimb.errors import UserError
+from alimb.options import Count, Doc, OnBadImage, Positive
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -114,7 +116,12 @@ def list_class_folders(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
 
 
 def image_folder(
-    root: str, test_root: str | None = None, test_per_class: int = 10, split_seed: int = 0, on_bad_image: str = "skip"
+    root: Annotated[str, Doc("root/<class>/*.jpg: one sub-folder per class")],
+    test_root: Annotated[Optional[str], Doc("a separate test folder (same layout); null: a seeded balanced split "
+                                            "of root")] = None,
+    test_per_class: Annotated[Positive, Doc("images per class of the split-off test set")] = 10,
+    split_seed: Annotated[Count, Doc("seeds the split")] = 0,
+    on_bad_image: OnBadImage = "skip",
 ) -> ImageDataset:
     """`root/<class>/*.jpg`; the test split from `test_root` (same layout) or a seeded balanced split."""
     root_path = Path(root).expanduser()
@@ -159,7 +166,12 @@ def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
     return paths, np.asarray(labels, dtype=np.int64)
 
 
-def image_list(root: str, train_list: str, test_list: str, on_bad_image: str = "skip") -> ImageDataset:
+def image_list(
+    root: Annotated[str, Doc("the folder the lists' paths are relative to")],
+    train_list: Annotated[str, Doc("the pool: a file of `relative/path label` lines")],
+    test_list: Annotated[str, Doc("the test set: a file of `relative/path label` lines")],
+    on_bad_image: OnBadImage = "skip",
+) -> ImageDataset:
     """Images under `root` named by list files of `relative/path label` lines: the form in which ImageNet-LT,
     Places-LT and iNaturalist 2018 publish their splits (the training list is the pool, the test list the
     test set). Classes are the labels 0 .. max; images are read when features are extracted, and an unreadable

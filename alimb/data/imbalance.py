@@ -10,11 +10,33 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from alimb.errors import UserError
+from alimb.options import Count, Doc, Fraction, Number, Positive, PositiveNumber
 from alimb.pool import imbalance_ratio
+
+# every profile's seed: the pool's, independent of the AL seed (`seed`), so every seed of a sweep sees the same pool
+PoolSeed = Annotated[Count, Doc("draws the pool, independently of the AL seed: every seed of a sweep sees the same "
+                                "pool")]
+POOL_SEED = 0
+ClassOrder = Annotated[Literal["random", "natural"], Doc("which classes end up small: random (seeded) or natural "
+                                                         "(by available count)")]
+Rho = Annotated[Number, Field(ge=1), Doc("the imbalance factor n_max / n_min")]
+
+
+class PaperImbalance(BaseModel):
+    """A dataset's row of the paper's Table I: the target ir and pool size."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    target_ir: PositiveNumber
+    total: Positive
+
+
+Preset = Optional[Union[PaperImbalance, Literal["natural"]]]
 
 IR_TOL = 0.005  # SPEC §2: counts hit the target ir within ±0.005
 TOTAL_TOL = 0.01  # and the target total within ±1%
@@ -49,6 +71,9 @@ def class_order(available: np.ndarray, order: str, rng: np.random.Generator) -> 
 class NoImbalance:
     """Keep every sample."""
 
+    def __init__(self, seed: Annotated[PoolSeed, Doc("unused: nothing is sampled")] = POOL_SEED):
+        self.seed = seed
+
     def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return available.copy()
 
@@ -56,10 +81,18 @@ class NoImbalance:
 class Exponential:
     """Exponential profile solved for a target ir (and optionally a target total)."""
 
-    def __init__(self, target_ir: float, total: int | None = None, order: str = "random", min_count: int = 1):
-        if target_ir is None or target_ir <= 0:
-            raise UserError(f"imbalance.target_ir must be > 0, got {target_ir}; use imbalance=none for no imbalance")
+    def __init__(
+        self,
+        target_ir: Annotated[PositiveNumber, Doc("ir = std/mean of the per-class counts (the paper's datasets: "
+                                                 "0.74-0.79)")] = 0.75,
+        total: Annotated[Optional[Positive], Doc("null: the largest class keeps all it has; a number: solve the "
+                                                 "scale for this pool size too")] = None,
+        order: ClassOrder = "random",
+        min_count: Annotated[Positive, Doc("every class keeps at least this many samples")] = 1,
+        seed: PoolSeed = POOL_SEED,
+    ):
         self.target_ir, self.total, self.order, self.min_count = float(target_ir), total, order, int(min_count)
+        self.seed = seed
 
     def profile(self, sizes: np.ndarray, n_max: float, lam: float) -> np.ndarray:
         """Counts at positions 0..C-1 (classes of `sizes` in order) for scale n_max and lam = ln(gamma)."""
@@ -117,21 +150,29 @@ class Exponential:
         )
 
 
-def paper_preset(preset: dict | str | None) -> "Exponential | NoImbalance":
+def paper_preset(
+    preset: Annotated[Preset, Doc("the dataset's Table I targets {target_ir, total}, or natural: its own imbalance "
+                                  "(conf: the dataset's paper_imbalance)")] = None,
+    seed: PoolSeed = POOL_SEED,
+) -> "Exponential | NoImbalance":
     """The paper's Table I targets of a dataset ({target_ir, total}); 'natural': its own imbalance (MIT-67)."""
     if preset is None:
         raise UserError("this dataset is not in the paper's Table I (cifar100, food101, mit67), so imbalance=paper has "
                         "no targets for it; use imbalance=exponential (imbalance.target_ir=...) or another profile")
-    return NoImbalance() if preset == "natural" else Exponential(order="random", **preset)
+    return NoImbalance(seed) if preset == "natural" else Exponential(order="random", seed=seed, **preset)
 
 
 class Step:
     """Step profile (Buda et al.): a fraction of the classes are minority, rho times smaller than the rest."""
 
-    def __init__(self, minority_fraction: float = 0.5, rho: float = 10.0, order: str = "random"):
-        if not 0 < minority_fraction < 1 or rho < 1:
-            raise UserError("imbalance=step needs 0 < minority_fraction < 1 and rho >= 1")
-        self.minority_fraction, self.rho, self.order = minority_fraction, rho, order
+    def __init__(
+        self,
+        minority_fraction: Annotated[Fraction, Doc("the share of classes that are minority")] = 0.5,
+        rho: Rho = 10,
+        order: ClassOrder = "random",
+        seed: PoolSeed = POOL_SEED,
+    ):
+        self.minority_fraction, self.rho, self.order, self.seed = minority_fraction, rho, order, seed
 
     def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         order = class_order(available, self.order, rng)
@@ -151,10 +192,14 @@ class LongTail:
 
     takes_first = True
 
-    def __init__(self, rho: float = 100.0, order: str = "index"):
-        if rho < 1:
-            raise UserError(f"imbalance.rho must be >= 1 (n_max / n_min), got {rho}")
-        self.rho, self.order = float(rho), order
+    def __init__(
+        self,
+        rho: Annotated[Rho, Doc("the imbalance factor n_max / n_min (10, 50, 100 in the literature)")] = 100,
+        order: Annotated[Literal["index", "random", "natural"], Doc(
+            "index: class 0 the head, as the benchmarks; random: a seeded order of the classes")] = "index",
+        seed: PoolSeed = POOL_SEED,
+    ):
+        self.rho, self.order, self.seed = float(rho), order, seed
 
     def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         order = class_order(available, self.order, rng)
@@ -168,7 +213,13 @@ class LongTail:
 class Counts:
     """Explicit per-class counts: a list, or a file (text, one count per line or whitespace-separated, or .npy)."""
 
-    def __init__(self, counts: list[int] | None = None, path: str | None = None):
+    def __init__(
+        self,
+        counts: Annotated[Optional[list[Count]], Doc("the count of each class, in class order")] = None,
+        path: Annotated[Optional[str], Doc("or a file of them (text, or .npy)")] = None,
+        seed: PoolSeed = POOL_SEED,
+    ):
+        self.seed = seed
         if (counts is None) == (path is None):
             raise UserError("imbalance=counts needs exactly one of imbalance.counts=[...] or imbalance.path=FILE")
         self.values = list(counts) if counts is not None else self._read(Path(path))

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from alimb.data import download as dl
+from alimb.data.download import Download, Root
 from alimb.data.images import IMAGE_SUFFIXES, ImageDataset, ImageSet, root_key
 from alimb.errors import UserError
+from alimb.options import OnBadImage
 
 URL = "http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar"
 LIST_URL = "http://web.mit.edu/torralba/www/{name}"
 
 
-def load_mit67(root: str = "data", download: bool = True, on_bad_image: str = "skip") -> ImageDataset:
+def load_mit67(root: Root = "data", download: Download = True, on_bad_image: OnBadImage = "skip") -> ImageDataset:
     base = Path(root).expanduser()
     folder = base / "mit67"
     dl.fetch_or_explain("MIT-67", folder / "Images", URL, folder / "indoorCVPR_09.tar", None, download)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
+from pydantic import Field
 
 from alimb.data.dataset import ArrayDataset
+from alimb.options import Count, Doc, NonNegativeNumber, Positive
 
 
 def make_synthetic(
-    n_classes: int = 20,
-    n_per_class: int = 200,
-    test_per_class: int = 20,
-    dim: int = 32,
-    separation: float = 3.0,
-    seed: int = 0,
+    n_classes: Annotated[int, Field(ge=2), Doc("classes")] = 20,
+    n_per_class: Annotated[Positive, Doc("training samples per class (before imbalance)")] = 200,
+    test_per_class: Annotated[Positive, Doc("test samples per class")] = 20,
+    dim: Annotated[Positive, Doc("feature dimensions")] = 32,
+    separation: Annotated[NonNegativeNumber, Doc("expected distance between class means, in noise standard "
+                                                 "deviations")] = 3.0,
+    seed: Annotated[Count, Doc("seeds the means and the samples")] = 0,
 ) -> ArrayDataset:
     """Class c ~ N(mu_c, I) in `dim` dims; E||mu_a - mu_b|| = `separation` noise standard deviations."""
     rng = np.random.default_rng(seed)

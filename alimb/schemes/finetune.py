@@ -14,15 +14,17 @@ import logging
 import math
 import sys
 import warnings
-from typing import Any
+from typing import Annotated, Any, Literal, Optional
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 from alimb.backbone import IMAGENET_MEAN, IMAGENET_STD
+from alimb.options import Count, Doc, NonNegativeNumber, Number, Positive, PositiveNumber
 from alimb.schemes import Inputs
 
 log = logging.getLogger(__name__)
@@ -164,11 +166,30 @@ class FineTuneScheme:
     needs_images = True
 
     def __init__(
-        self, backbone: Any, thresholding: bool = True, epochs: int = 60, lr: float = 0.01,
-        momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 32, plateau_patience: int = 10,
-        plateau_factor: float = 0.1, image_size: int | None = None, augment: bool = True,
-        inference_batch_size: int = 256, trainer: dict | None = None, optimizer: str = "sgd",
-        schedule: str = "plateau", warmup_epochs: int = 0,
+        self,
+        backbone: Annotated[Any, Doc("M_g, the pretrained model fine-tuned (conf: the run's backbone)")],
+        thresholding: Annotated[bool, Doc("divide the probabilities by the labeled class priors at inference "
+                                          "(FT-th)")] = False,
+        epochs: Annotated[Positive, Doc("per iteration (paper: 60)")] = 60,
+        lr: Annotated[PositiveNumber, Doc("the initial learning rate (paper: 0.01)")] = 0.01,
+        momentum: Annotated[NonNegativeNumber, Doc("SGD's (not in the paper; the usual value for SGD fine "
+                                                   "tuning)")] = 0.9,
+        weight_decay: Annotated[NonNegativeNumber, Doc("not in the paper; the usual value for ResNets")] = 5e-4,
+        batch_size: Annotated[int, Field(ge=2), Doc("paper: 32 (BatchNorm needs two samples)")] = 32,
+        plateau_patience: Annotated[Count, Doc("epochs of no training-loss improvement before the LR drops "
+                                               "(paper: 10)")] = 10,
+        plateau_factor: Annotated[Number, Field(gt=0, le=1), Doc("the LR's factor on a plateau (paper: 0.1)")] = 0.1,
+        image_size: Annotated[Optional[Annotated[int, Field(ge=8)]], Doc(
+            "input size; null: the backbone's resolution")] = None,
+        augment: Annotated[bool, Doc("random crop (reflection padding) and horizontal flip, on the device")] = True,
+        inference_batch_size: Annotated[Positive, Doc("images per batch when scoring the pool")] = 256,
+        trainer: Annotated[Optional[dict], Doc("Lightning Trainer settings (conf: the run's trainer)")] = None,
+        optimizer: Annotated[Literal["sgd", "adamw"], Doc(
+            "sgd (paper); adamw: decoupled weight decay, for ViTs (scheme=ft_vit)")] = "sgd",
+        schedule: Annotated[Literal["plateau", "cosine"], Doc(
+            "plateau: the paper's (the LR times plateau_factor after plateau_patience epochs without progress); "
+            "cosine: linear warm-up over warmup_epochs, then cosine decay")] = "plateau",
+        warmup_epochs: Annotated[Count, Doc("linear warm-up epochs of the cosine schedule")] = 0,
     ):
         self.optimizer, self.schedule, self.warmup_epochs = optimizer, schedule, warmup_epochs
         self.backbone, self.thresholding, self.epochs, self.lr = backbone, thresholding, epochs, lr

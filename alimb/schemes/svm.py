@@ -7,10 +7,13 @@ class it never saw): `SOLVERS` maps `scheme.solver` to it.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal, Optional
+
 import numpy as np
 import torch
 
 from alimb.devices import resolve_device
+from alimb.options import Device, Doc, Positive, PositiveNumber
 from alimb.schemes import Inputs
 from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hinge, fit_ovr_squared_hinge_newton
 
@@ -98,8 +101,21 @@ class LinearSVMScheme:
 
     needs_images = False
 
-    def __init__(self, C: float = 1.0, class_weight: str | None = None, solver: str = "auto", tol: float = 3e-6,
-                 max_iter: int = 2000, warm_start: bool = True, device: str = "auto"):
+    def __init__(
+        self,
+        C: Annotated[PositiveNumber, Doc("the SVMs' regularisation (liblinear's C)")] = 1.0,
+        class_weight: Annotated[Optional[Literal["balanced"]], Doc(
+            "balanced: n_labeled / (n_classes * n_c), as scikit-learn's (CS-SVM); null: none")] = None,
+        solver: Annotated[Literal["auto", "newton", "lbfgs", "liblinear"], Doc(
+            "newton (truncated Newton) or lbfgs, all classes at once in torch; auto: newton on L2-normalised features "
+            "(the default features.normalize), lbfgs on others (BENCHMARKS.md); liblinear: LinearSVC, for "
+            "cross-checks")] = "auto",
+        tol: Annotated[PositiveNumber, Doc("gradient norm relative to its value at w=0; matches liblinear's "
+                                           "objective within 1e-4")] = 3e-6,
+        max_iter: Annotated[Positive, Doc("iterations of the solver per fit")] = 2000,
+        warm_start: Annotated[bool, Doc("start from the previous iteration's solution")] = True,
+        device: Device = "auto",
+    ):
         self.C, self.class_weight, self.solver = C, class_weight, solver
         self._options = (tol, max_iter, warm_start, device)
         self._solver = None if solver == "auto" else SOLVERS[solver](*self._options)

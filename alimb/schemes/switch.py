@@ -15,9 +15,12 @@ are never held out.
 from __future__ import annotations
 
 import copy
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import AfterValidator, Field, ValidationInfo
 
+from alimb.options import Doc, Fraction, Positive
 from alimb.metrics import per_class_accuracy
 from alimb.schemes import Inputs
 
@@ -47,12 +50,25 @@ def stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> lis
     return [(np.setdiff1d(everything, h), np.sort(np.array(h, dtype=np.int64))) for h in held]
 
 
+def _one_of_the_schemes(value: str, info: ValidationInfo) -> str:
+    schemes = info.data.get("schemes") or {}
+    if value not in schemes:
+        raise ValueError(f"not one of the switch's schemes ({', '.join(schemes)})")
+    return value
+
+
 class SwitchScheme:
     """Uses `start` until another of `schemes` scores better in the 80:20 cross-validation (any two or more)."""
 
-    def __init__(self, schemes: dict, start: str, sticky: bool = True, holdout: float = 0.2, folds: int = 1):
-        if len(schemes) < 2 or start not in schemes:  # validation says so in one line first; this guards the API
-            raise ValueError(f"the switch needs two or more schemes, `start` among them; got {list(schemes)}, {start!r}")
+    def __init__(
+        self,
+        schemes: Annotated[dict[str, Any], Field(min_length=2),
+                           Doc("the schemes side by side, under the names records call them (scheme_used)")],
+        start: Annotated[str, AfterValidator(_one_of_the_schemes), Doc("the scheme of the first iteration")],
+        sticky: Annotated[bool, Doc("once another scheme wins it stays, and the cross-validation stops")] = True,
+        holdout: Annotated[Fraction, Doc("the held-out share of each split (the paper's 80:20)")] = 0.2,
+        folds: Annotated[Positive, Doc("1: one stratified holdout (the paper's); k: k folds, mean accuracy")] = 1,
+    ):
         self.schemes = dict(schemes)
         self.prototypes = {name: copy.deepcopy(s) for name, s in self.schemes.items()}  # unfitted, for the CV
         self.start = start

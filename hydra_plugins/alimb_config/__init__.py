@@ -1,0 +1,86 @@
+"""alimb's config tree as Hydra loads it, on Hydra's public plugin API (`ConfigSource`, `SearchPathPlugin`).
+
+The files of `alimb.conf` are read as Hydra's `pkg://` source reads them, then every node that builds one of
+alimb's `_target_`s gets the options its file does not set, from their one declaration, the callable's signature
+(`alimb.options.fill`). So conf/acquisition/coreset.yaml holds its `_target_` and its choices only, and still
+`alimb --cfg job` shows every option and `alimb acquisition=coreset acquisition.lazy=false` overrides without `+`.
+
+The search path plugin puts this source where alimb's tree would be (`pkg://alimb.conf`, `pkg://alimb/conf` or
+the tree's folder, whichever way the app or a test named it); other entries (a user's `--config-dir`, other
+Hydra apps) are left as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from typing import List, Optional
+
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.object_type import ObjectType
+from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import OmegaConf
+
+PACKAGE = "alimb.conf"
+
+
+class AlimbConfigSource(ConfigSource):
+    """`alimb://alimb.conf`: the packaged YAML files, each filled with the declared options of its targets."""
+
+    def __init__(self, provider: str, path: str) -> None:
+        super().__init__(provider=provider, path=path.replace("/", ".").rstrip("."))
+
+    @staticmethod
+    def scheme() -> str:
+        return "alimb"
+
+    def _files(self):
+        return resources.files(self.path)
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        from alimb.options import fill
+
+        res = self._files().joinpath(self._normalize_file_name(config_path))
+        if not res.is_file():
+            raise ConfigLoadError(f"Config not found : {config_path}")
+        text = res.read_text(encoding="utf-8")
+        cfg = OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+        fill(cfg)
+        return ConfigResult(config=cfg, path=f"{self.scheme()}://{self.path}", provider=self.provider,
+                            header=ConfigSource._get_header_dict(text[:512]))
+
+    def available(self) -> bool:
+        try:
+            return self._files().joinpath("__init__.py").is_file()
+        except (ValueError, ModuleNotFoundError, TypeError):
+            return False
+
+    def is_group(self, config_path: str) -> bool:
+        return self._files().joinpath(config_path).is_dir()
+
+    def is_config(self, config_path: str) -> bool:
+        return self._files().joinpath(self._normalize_file_name(config_path)).is_file()
+
+    def list(self, config_path: str, results_filter: Optional[ObjectType]) -> List[str]:
+        files: List[str] = []
+        for file in self._files().joinpath(config_path).iterdir():
+            self._list_add_result(files=files, file_path=os.path.join(config_path, file.name), file_name=file.name,
+                                  results_filter=results_filter)
+        return sorted(set(files))
+
+
+def _is_alimb_tree(path: str) -> bool:
+    if path.startswith("pkg://"):
+        return path[len("pkg://"):].replace("/", ".").rstrip(".") == PACKAGE
+    if path.startswith(("file://", "/")):
+        here = os.path.realpath(str(resources.files(PACKAGE)))
+        return os.path.realpath(path.removeprefix("file://")) == here
+    return False
+
+
+class AlimbSearchPath(SearchPathPlugin):
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        for element in search_path.get_path():
+            if _is_alimb_tree(element.path):
+                element.path = f"{AlimbConfigSource.scheme()}://{PACKAGE}"
