@@ -86,6 +86,7 @@ def _doc(annotation: Any) -> str:
     return docs[-1] if docs else ""  # nested Annotated flattens: the innermost Doc comes first, the parameter's last
 
 
+@functools.cache
 def declared(fn: Any) -> dict[str, Option]:
     """The options a callable (function or class) declares, in signature order."""
     from alimb.acquisition.base import Context
@@ -100,6 +101,15 @@ def declared(fn: Any) -> dict[str, Option]:
             continue
         options[name] = Option(name, annotation, param.default, _doc(annotation))
     return options
+
+
+def declared_by_model(model: type[BaseModel]) -> dict[str, Option]:
+    """The options a config model of alimb.schema declares itself (a node that builds nothing: the top level, al,
+    features, dataset, trainer), as `declared` gives a callable's."""
+    hints = typing.get_type_hints(model, include_extras=True)
+    own = {n for cls in model.__mro__ if cls is not Node and issubclass(cls, Node) for n in cls.__annotations__}
+    return {n: Option(n, hints[n], inspect.Parameter.empty if f.is_required() else f.default, _doc(hints[n]))
+            for n, f in model.model_fields.items() if n in own}
 
 
 def _for_model(annotation: Any) -> Any:
@@ -165,10 +175,12 @@ def _yaml_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def describe(target: str, values: dict | None = None) -> list[str]:
+def describe(options: dict[str, Option], values: dict | None = None) -> list[str]:
     """One line per option: `name: type = value  # doc`, the value marked when it is not the declared default."""
     lines = []
-    for o in declared(target_callable(target)).values():
+    for o in options.values():
+        if isinstance(o.annotation, type) and issubclass(o.annotation, BaseModel):
+            continue  # a sub-node: listed on its own
         default = "required" if o.required else repr(o.default)
         shown = default
         if values is not None and o.name in values and (o.required or values[o.name] != o.default):
@@ -190,15 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     with initialize_config_module("alimb.conf", version_base="1.3"):
         cfg = OmegaConf.to_container(compose("config", overrides=overrides), resolve=False)
 
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            if _declared_by(node.get("_target_")):
-                print(f"{path} ({node['_target_']}):")
-                print("\n".join(describe(node["_target_"], node)))
-            for key, value in node.items():
-                walk(value, f"{path}.{key}" if path else key)
+    from alimb.schema import Top
 
-    walk(cfg, "")
+    def walk(node: Any, path: str, model: Any = None) -> None:
+        if isinstance(node, dict):
+            options = _declared_by(node.get("_target_")) or (declared_by_model(model) if model else {})
+            if options:
+                print(f"{path or 'top level'} ({node.get('_target_') or f'alimb.schema.{model.__name__}'}):")
+                print("\n".join(describe(options, node)))
+            for key, value in node.items():
+                sub = options[key].annotation if key in options else None
+                walk(value, f"{path}.{key}" if path else key,
+                     sub if isinstance(sub, type) and issubclass(sub, BaseModel) else None)
+
+    walk(cfg, "", Top)
     return 0
 
 
@@ -219,5 +236,7 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # run as alimb.options, not __main__: one copy of Node for issubclass
+    from alimb.options import main as _main
+
+    raise SystemExit(_main())

@@ -14,47 +14,60 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from alimb.data.imbalance import Preset
 from alimb.errors import UserError
-from alimb.options import Count, Node, Positive, PositiveNumber, model
+from alimb.options import Count, Doc, Node, Positive, PositiveNumber, model
 
 
-# ---- the nodes that build nothing: their keys are declared here ----
+def _devices(value: Any) -> Any:
+    ok = (isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)) or value == "auto" \
+        or (isinstance(value, list) and value and all(isinstance(v, int) and v >= 0 for v in value))
+    if not ok:
+        raise ValueError("Input should be a positive number of devices, -1 (all), auto, or a list of device indices")
+    return value
+
+
+# ---- the nodes that build nothing: their keys are declared here, once (the YAML files choose) ----
 class Dataset(Node):
-    per_iteration: Positive
-    paper_imbalance: Preset = None
-    image_size: Optional[Annotated[int, Field(ge=8)]] = None
-    class_balanced_lam: Optional[PositiveNumber] = None  # the authors' lam of Class-Balanced AL for this dataset
-    loader: dict
+    """A dataset option (conf/dataset/*.yaml): its loader and what the run needs to know of it."""
+
+    per_iteration: Annotated[Positive, Doc("al.per_iteration's default: a size the dataset's pool can afford")]
+    paper_imbalance: Annotated[Preset, Doc("the dataset's row of the paper's Table I {target_ir, total}, natural "
+                                           "(its own imbalance), or null: imbalance=paper is refused")] = None
+    image_size: Annotated[Optional[Annotated[int, Field(ge=8)]], Doc(
+        "the fine-tuning input size; null: the backbone's resolution")] = None
+    class_balanced_lam: Annotated[Optional[PositiveNumber], Field(exclude=True), Doc(  # exclude: only where given
+        "Class-Balanced AL's lam in its authors' code for this dataset (absent: they give none)")] = None
+    loader: Annotated[dict, Doc("builds the dataset (a `_target_` with its options)")]
 
 
 class Trainer(Node):
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
-    devices: Union[int, str, list]
-    strategy: str
-    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64", "16", "bf16"]
-    enable_progress_bar: bool
-    deterministic: bool
+    """Lightning Trainer settings for the fine-tuning schemes (conf/trainer/default.yaml)."""
 
-    @field_validator("devices", mode="before")
-    @classmethod
-    def _devices(cls, value: Any) -> Any:
-        ok = (isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)) or value == "auto" \
-            or (isinstance(value, list) and value and all(isinstance(v, int) and v >= 0 for v in value))
-        if not ok:
-            raise ValueError("Input should be a positive number of devices, -1 (all), auto, or a list of device indices")
-        return value
+    accelerator: Annotated[Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"], Doc("auto: gpu when present")] = "auto"
+    devices: Annotated[Union[int, str, list], BeforeValidator(_devices), Doc(
+        "one device per run (several are refused: the loop is not rank-aware)")] = 1
+    strategy: Annotated[str, Doc("Lightning's strategy; auto")] = "auto"
+    precision: Annotated[Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64",
+                                 "16", "bf16"], Doc("bf16-mixed on GPUs that support it (H100, A100)")] = "32-true"
+    enable_progress_bar: Annotated[bool, Doc("Lightning's progress bar while training")] = True
+    deterministic: Annotated[bool, Doc("deterministic CUDA kernels (slower); CPU runs are deterministic "
+                                       "anyway")] = False
 
 
 class Features(Node):
-    normalize: Literal["none", "l2", "standard"]
+    normalize: Annotated[Literal["none", "l2", "standard"], Doc(
+        "how F_g is scaled for the SVM schemes and the AFs in F_g (coreset, DMCS, cds-bal): none, l2, or standard "
+        "(per-dimension mean/std of the pool). The paper does not say; its authors' group L2-normalises deep "
+        "features before linear SVMs; on raw features the SVM loses 1-3 points and coreset picks majority-class "
+        "outliers. Fine tuning is unaffected")] = "l2"
 
 
 class AL(Node):
-    iterations: Positive
-    per_iteration: Positive
+    iterations: Annotated[Positive, Doc("AL iterations, the random iteration 0 included (paper: 16)")] = 16
+    per_iteration: Annotated[Positive, Doc("labels bought per iteration (paper: 500)")]
 
 
 class Figure(BaseModel):
@@ -82,41 +95,82 @@ class ReportLayout(BaseModel):
     lines: Optional[Literal["scheme"]] = None
 
 
-class Top(Node):
-    """The top level: the groups are checked by their own models."""
+def _plain_name(value: str) -> str:
+    if not value or "/" in value:
+        raise ValueError("Input should be a non-empty name without '/'")
+    return value
 
-    seed: Count
-    data_dir: str
-    cache_dir: str
-    overwrite: bool
+
+def _folder(value: str) -> str:
+    path = Path(value).expanduser()
+    for p in [path, *path.parents]:
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{p} is a file, not a directory")
+        if p.exists():
+            break
+    return value
+
+
+class Top(Node):
+    """The top level (conf/config.yaml); each group is checked by its own model."""
+
+    name: Annotated[str, AfterValidator(_plain_name), Doc(
+        "experiment name: the first level of outputs/, and the W&B group")] = "default"
+    seed: Annotated[Count, Doc("AL seed: iteration 0's random set, random AFs, tie-breaks (the pool itself is fixed "
+                               "by imbalance.seed)")] = 0
+    data_dir: Annotated[str, AfterValidator(_folder), Doc("where datasets are found or downloaded")] = "data"
+    cache_dir: Annotated[str, AfterValidator(_folder), Doc("extracted features, shared by every run and "
+                                                           "job")] = ".cache/alimb"
+    overwrite: Annotated[bool, Doc("true: replace a run directory that holds a different config (else "
+                                   "refused)")] = False
     features: Features
     al: AL
     dataset: Dataset
-    imbalance: dict
-    acquisition: dict
-    scheme: dict
-    backbone: dict
+    imbalance: Annotated[dict, Doc("imbalance=NAME: the class-size profile the pool is drawn with (conf/imbalance)")]
+    acquisition: Annotated[dict, Doc("acquisition=NAME: the acquisition function (conf/acquisition)")]
+    scheme: Annotated[dict, Doc("scheme=NAME: the training scheme (conf/scheme)")]
+    backbone: Annotated[dict, Doc("backbone=NAME: M_g, for image datasets (conf/backbone)")]
     trainer: Trainer
-    logger: dict
-    report: Optional[ReportLayout] = None  # only experiments that declare their figures have one
+    logger: Annotated[dict, Doc("logger=NAME: none or wandb (conf/logger)")]
+    report: Annotated[Optional[ReportLayout], Field(exclude=True), Doc(  # exclude: `complete` leaves it out
+        "how alimb-report draws the experiment (only experiments that declare their figures)")] = None
 
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, value: str | None) -> str | None:
-        if not value or "/" in value:
-            raise ValueError("Input should be a non-empty name without '/'")
-        return value
 
-    @field_validator("data_dir", "cache_dir")
-    @classmethod
-    def _folder(cls, value: str) -> str:
-        path = Path(value).expanduser()
-        for p in [path, *path.parents]:
-            if p.exists() and not p.is_dir():
-                raise ValueError(f"{p} is a file, not a directory")
-            if p.exists():
-                break
-        return value
+# the models of the files that build nothing, by the file's group (or name, for the primary config): alimb's config
+# source fills those files from them as it fills targets from their signatures (`complete`)
+FILE_MODELS: dict[str, type[Node]] = {"config": Top, "dataset": Dataset, "trainer": Trainer}
+
+
+def _own_fields(model: type[BaseModel]) -> dict:
+    """The fields a model declares itself (not Node's name/_target_/_partial_, unless it redeclares them)."""
+    own = {n for cls in model.__mro__ if cls is not Node and issubclass(cls, Node) for n in cls.__annotations__}
+    return {n: f for n, f in model.model_fields.items() if n in own}
+
+
+def complete(node: Any, model: type[Node] | None = Top) -> None:
+    """Fill an OmegaConf node with what `model` declares and it does not set (the defaults), the sub-nodes a model
+    types as a model too, then every target inside with its declared options (alimb.options)."""
+    from omegaconf import DictConfig
+
+    from alimb.options import fill
+
+    if model is not None and isinstance(node, DictConfig):
+        for name, field in _own_fields(model).items():
+            sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, Node) else None
+            if name not in node and not field.exclude:
+                if sub is not None and not any(f.is_required() for f in _own_fields(sub).values()):
+                    node[name] = {}  # a node whose every key has a default (features, trainer)
+                elif sub is None and not field.is_required():
+                    node[name] = field.default
+                # else: a group's slot (dataset, scheme, ...): its option's file brings it
+            if sub is not None and isinstance(node.get(name), DictConfig):
+                complete(node._get_node(name), sub)
+        declared_order = [k for k in ["name", *_own_fields(model)] if k in node]
+        for key in declared_order + [k for k in list(node.keys()) if k not in declared_order]:  # as declared, then the rest
+            value = node._get_node(key)
+            del node[key]
+            node[key] = value
+    fill(node)
 
 
 def _message(err: ValidationError, prefix: str, data: Any) -> str:
@@ -137,7 +191,7 @@ def _message(err: ValidationError, prefix: str, data: Any) -> str:
             break
     key = ".".join([prefix, *keys]).strip(".").replace(".[", "[")
     if first["type"] == "extra_forbidden":
-        return f"unknown config key {key}; remove it (known keys are listed by `alimb --cfg job`)"
+        return f"unknown config key {key}; remove it (known keys: `alimb --cfg job`; with their docs: `python -m alimb.options`)"
     if first["type"] == "missing":
         return f"config key {key} is required; set it, e.g. {key}=..."
     text = first["msg"].removeprefix("Value error, ")

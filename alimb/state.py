@@ -47,14 +47,14 @@ PRESENTATION = ("report",)  # how alimb-report draws the experiment: stored in c
 
 def identity(config: dict) -> dict:
     """What a run computes: its stored config less the presentation keys (the same run however it is drawn), every
-    declared option in full (alimb.options.fill): a run stored before an option was declared, or by a version whose
+    declared option in full (alimb.schema.complete): a run stored before an option was declared, or by a version whose
     YAML left it out, is the same run as one that states its default."""
     if not isinstance(config, dict):
         return config
-    from alimb.options import fill
+    from alimb.schema import complete
 
     full = OmegaConf.create({k: v for k, v in config.items() if k not in PRESENTATION})
-    fill(full)
+    complete(full)
     return OmegaConf.to_container(full)
 
 

@@ -10,9 +10,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from alimb.errors import UserError
-from alimb.options import Doc, declared, fill, model, target_callable
+from alimb.options import Doc, Node, declared, declared_by_model, fill, model, target_callable
 from alimb.run import CONFIG_DIR
-from alimb.schema import validate
+from alimb.schema import AL, FILE_MODELS, Features, validate
 
 GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "backbone", "logger"]
 USER_DATA = {"dataset/embeddings", "dataset/image_folder", "dataset/image_list"}  # the user names the files
@@ -72,16 +72,38 @@ def _same(declared_default, value):
          and value == declared_default)
 
 
+def _restated(node: dict, options: dict, path: str) -> list[str]:
+    return [f"{path}.{name}".strip(".") for name, o in options.items()
+            if name in node and (node[name] == "???" if o.required else _same(o.default, node[name]))]
+
+
+def _model_nodes(data: dict, model, path=""):
+    """(path, node, model) of a file of a node that builds nothing, and of its sub-nodes a model types."""
+    yield path, data, model
+    for name, o in declared_by_model(model).items():
+        if isinstance(o.annotation, type) and issubclass(o.annotation, Node) and isinstance(data.get(name), dict):
+            yield from _model_nodes(data[name], o.annotation, f"{path}.{name}")
+
+
 @pytest.mark.parametrize("file", YAML_FILES, ids=lambda f: str(f.relative_to(CONFIG_DIR)))
 def test_no_yaml_file_restates_a_declared_default(file):
     """A file sets an option only to choose another value: a default (or `???` for a required option) written
-    again is a second declaration, which could drift from the first."""
-    restated = []
-    for path, node in _targets(yaml.safe_load(file.read_text()) or {}):
-        for name, option in declared(target_callable(node["_target_"])).items():
-            if name in node and (node[name] == "???" if option.required else _same(option.default, node[name])):
-                restated.append(f"{path}.{name}".strip("."))
+    again is a second declaration, which could drift from the first. Targets' options come from their signatures;
+    config.yaml's, dataset/'s and trainer/'s from alimb.schema's models."""
+    data = yaml.safe_load(file.read_text()) or {}
+    restated = [r for path, node in _targets(data) for r in _restated(node, declared(target_callable(node["_target_"])), path)]
+    relative = file.relative_to(CONFIG_DIR)
+    model = FILE_MODELS.get(relative.parent.as_posix() if relative.parent.name else relative.stem)
+    if model is not None:
+        restated += [r for path, node, m in _model_nodes(data, model) for r in _restated(node, declared_by_model(m), path)]
     assert not restated, f"{file.name} restates {restated}"
+
+
+@pytest.mark.parametrize("model", sorted({m for m in FILE_MODELS.values()} | {Features, AL}, key=lambda m: m.__name__))
+def test_every_key_of_the_nodes_that_build_nothing_is_declared_with_a_doc(model):
+    for o in declared_by_model(model).values():
+        if not (isinstance(o.annotation, type) and issubclass(o.annotation, Node)):
+            assert o.doc and "\n" not in o.doc, f"{model.__name__}.{o.name}: no one-line Doc"
 
 
 def test_the_restatement_check_can_fail(tmp_path):
@@ -127,3 +149,18 @@ def test_the_listing_shows_each_option_with_its_doc(capsys):
     lazy = declared(target_callable("alimb.acquisition.kcenter.coreset"))["lazy"]
     assert f"  lazy: bool = True  # {lazy.doc}" in out.splitlines()
     assert isinstance(next(m for m in typing.get_args(lazy.annotation) if isinstance(m, Doc)), Doc)
+
+
+def test_a_run_stored_without_a_declared_default_is_the_same_run(make_cfg):
+    """A run directory written before an option was declared (or by a YAML that left it out) resumes: identity
+    compares configs with every declared default filled in; a different value is still a different run."""
+    import copy
+
+    from alimb.state import comparable, identity
+
+    new = comparable(make_cfg("acquisition=coreset"))
+    old = copy.deepcopy(new)
+    del old["acquisition"]["lazy"], old["features"], old["scheme"]["tol"]
+    assert identity(old) == identity(new)
+    old["acquisition"]["lazy"] = False
+    assert identity(old) != identity(new)

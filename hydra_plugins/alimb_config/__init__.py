@@ -2,7 +2,8 @@
 
 The files of `alimb.conf` are read as Hydra's `pkg://` source reads them, then every node that builds one of
 alimb's `_target_`s gets the options its file does not set, from their one declaration, the callable's signature
-(`alimb.options.fill`). So conf/acquisition/coreset.yaml holds its `_target_` and its choices only, and still
+(`alimb.options.fill`), and the files of the nodes that build nothing (config.yaml, dataset/, trainer/) get theirs
+from the models in `alimb.schema` (`complete`). So conf/acquisition/coreset.yaml holds its `_target_` and its choices only, and still
 `alimb --cfg job` shows every option and `alimb acquisition=coreset acquisition.lazy=false` overrides without `+`.
 
 The search path plugin puts this source where alimb's tree would be (`pkg://alimb.conf`, `pkg://alimb/conf` or
@@ -39,14 +40,15 @@ class AlimbConfigSource(ConfigSource):
         return resources.files(self.path)
 
     def load_config(self, config_path: str) -> ConfigResult:
-        from alimb.options import fill
+        from alimb.schema import FILE_MODELS, complete
 
         res = self._files().joinpath(self._normalize_file_name(config_path))
         if not res.is_file():
             raise ConfigLoadError(f"Config not found : {config_path}")
         text = res.read_text(encoding="utf-8")
         cfg = OmegaConf.create(text) if text.strip() else OmegaConf.create({})
-        fill(cfg)
+        group = config_path.rpartition("/")[0] or config_path.removesuffix(".yaml")  # `config`: the primary config
+        complete(cfg, FILE_MODELS.get(group))
         return ConfigResult(config=cfg, path=f"{self.scheme()}://{self.path}", provider=self.provider,
                             header=ConfigSource._get_header_dict(text[:512]))
 
