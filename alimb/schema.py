@@ -48,7 +48,7 @@ class Trainer(Node):
 
     accelerator: Annotated[Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"], Doc("auto: gpu when present")] = "auto"
     devices: Annotated[Union[int, str, list], BeforeValidator(_devices), Doc(
-        "one device per run (several are refused: the loop is not rank-aware)")] = 1
+        "devices per run: several train with ddp_spawn (the AL loop stays one process)")] = 1
     strategy: Annotated[str, Doc("Lightning's strategy; auto")] = "auto"
     precision: Annotated[Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64",
                                  "16", "bf16"], Doc("bf16-mixed on GPUs that support it (H100, A100)")] = "32-true"
@@ -286,13 +286,12 @@ def _check_trainer(trainer: dict) -> None:
                  "mps": torch.backends.mps.is_available(), "tpu": False}
     if not available.get(accelerator, True):
         raise UserError(f"config key trainer.accelerator={accelerator!r} is invalid: no such device here; use auto or cpu")
-    devices = trainer["devices"]
-    several = (isinstance(devices, int) and devices != 1) or (isinstance(devices, list) and len(devices) > 1)
-    if several or strategy.startswith(("ddp", "fsdp", "deepspeed")):
+    from alimb.schemes.finetune import IN_FIT_STRATEGIES, lightning_kwargs, several_devices
+
+    if several_devices(trainer["devices"]) and lightning_kwargs(trainer)["strategy"] not in IN_FIT_STRATEGIES:
         raise UserError(
-            f"trainer.devices={devices} trainer.strategy={strategy} is not supported yet: Lightning's launcher runs "
-            "the whole command again per rank, and alimb's loop is not rank-aware; use trainer.devices=1 "
-            "trainer.strategy=auto")
+            f"trainer.devices={trainer['devices']} trainer.strategy={strategy} is not supported: its ranks re-run the "
+            f"whole command, each a second AL loop; use trainer.strategy=ddp (run as ddp_spawn), ddp_spawn or ddp_fork")
     known = ["auto", *sorted(StrategyRegistry.available_strategies())]
     if strategy not in known:
         raise UserError(f"config key trainer.strategy={strategy!r} is invalid: Lightning knows {', '.join(known[:8])}, ...")

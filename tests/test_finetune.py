@@ -226,3 +226,65 @@ def test_the_vit_schedule_warms_up_then_decays_by_cosine_per_epoch(digits):
     np.testing.assert_allclose(seen, [3e-5 * f for f in (1.0, 1.0, 0.75, 0.25)], rtol=1e-9)
     assert isinstance(trainer.optimizers[0], torch.optim.AdamW)
     assert trainer.optimizers[0].param_groups[0]["weight_decay"] == scheme.weight_decay
+
+
+def _batches_by_rank(n, batch_size, seed, world, monkeypatch):
+    import torch.distributed as dist
+
+    from alimb.schemes.finetune import _EpochBatches
+
+    out = []
+    for rank in range(world):
+        monkeypatch.setattr(dist, "is_initialized", lambda: world > 1)
+        monkeypatch.setattr(dist, "get_world_size", lambda: world)
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        sampler = _EpochBatches(n, batch_size, seed)
+        out.append([[b.tolist() for b in sampler] for _ in range(2)])  # two epochs
+        assert len(sampler) == len(out[-1][0])
+    return out
+
+
+def test_one_process_batches_as_batchsampler_over_randomsampler_did(monkeypatch):
+    """The batches of one process are what BatchSampler(RandomSampler(seeded), drop_last=n % b == 1) gives, epoch after
+    epoch, so single-device runs select as before."""
+    for n, b in ((33, 8), (32, 8), (7, 16), (17, 16)):
+        gen = torch.Generator().manual_seed(5)
+        reference = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(range(n), generator=gen), b,
+                                                  drop_last=n % b == 1)
+        expected = [list(reference) for _ in range(2)]
+        assert _batches_by_rank(n, b, 5, 1, monkeypatch)[0] == expected
+
+
+def test_two_ranks_take_disjoint_equal_shares_of_one_permutation(monkeypatch):
+    """DDP's ranks must take the same number of steps: rank r takes samples r, r + 2, ... of the epoch's permutation
+    (the first 2 * (n // 2)), batched; together they cover each sample at most once."""
+    n, b = 37, 4
+    ranks = _batches_by_rank(n, b, 9, 2, monkeypatch)
+    gen = torch.Generator().manual_seed(9)
+    for epoch in range(2):
+        order = torch.randperm(n, generator=gen).tolist()[: n // 2 * 2]
+        torch.randperm(n, generator=gen)  # the one RandomSampler drew and dropped each epoch
+        for r in range(2):
+            mine = order[r::2]
+            assert ranks[r][epoch] == [mine[i:i + b] for i in range(0, len(mine), b) if len(mine[i:i + b]) > 1]
+        assert len(ranks[0][epoch]) == len(ranks[1][epoch])
+
+
+def test_two_cpu_processes_fine_tune_while_one_loop_selects_and_writes(tmp_path):
+    """The command of the issue, `trainer.devices=2 trainer.strategy=ddp` on CPU, as users run it (the processes are
+    the point): the ranks are processes inside each fit (ddp_spawn), so the AL loop is one process that alone holds
+    the run directory (Lightning's own ddp re-ran the command per rank, and the second loop met the first one's
+    lock: exit 137); each fit comes back with rank 0's weights and the loss averaged over the ranks."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "alimb.run", "scheme=ft_th", "al.iterations=2", "al.per_iteration=10",
+         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", *TINY, f"hydra.run.dir={tmp_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert [r["n_labeled"] for r in records] == [10, 20] and [sum(r["class_counts"]) for r in records] == [10, 20]
+    assert all(r["train_info"] == {"processes": 2} and np.isfinite(r["train_loss"]) for r in records)
+    assert (tmp_path / "summary.json").is_file()

@@ -176,3 +176,13 @@ def test_trainer_settings_are_checked_when_a_scheme_fine_tunes(make_cfg, overrid
     for scheme in ("ft_th", "switch"):
         with pytest.raises(UserError, match=message.replace("(", r"\(")):
             validate(make_cfg(f"scheme={scheme}", override))
+
+
+def test_several_devices_need_a_strategy_whose_ranks_live_inside_the_fit(make_cfg):
+    """ddp (and auto) on several devices run as ddp_spawn; a strategy whose ranks re-run the command is refused in one
+    line before any work (each rank would be a second AL loop)."""
+    validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"))
+    validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp_fork"))
+    with pytest.raises(UserError, match=r"^trainer.devices=2 trainer.strategy=fsdp is not supported: its ranks re-run "
+                                        r"the whole command, each a second AL loop; use trainer.strategy=ddp"):
+        validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=fsdp"))

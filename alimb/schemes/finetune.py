@@ -69,6 +69,46 @@ class _Batches(torch.utils.data.Dataset):
         return self.images[idx], self.labels[idx]
 
 
+class _EpochBatches(torch.utils.data.Sampler):
+    """Each epoch a seeded permutation of the labeled set cut into batches (a last batch of one sample is dropped:
+    BatchNorm needs two), as BatchSampler over RandomSampler cuts it. When several ranks train (ddp_spawn/ddp_fork),
+    every rank draws the same permutation and takes every world-th sample of it, the same count on each, so
+    the ranks take the same number of steps; Lightning's own DistributedSampler is not used (it would sample single
+    images from a dataset that serves batches)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.generator = n, batch_size, torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        import torch.distributed as dist
+
+        order = torch.randperm(self.n, generator=self.generator)
+        torch.randperm(self.n, generator=self.generator)  # RandomSampler drew (and dropped) a second one per epoch:
+        # drawn here too, every run's batches are the ones it had before this sampler replaced it
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            world = dist.get_world_size()
+            order = order[: self.n // world * world][dist.get_rank()::world]
+        batches = list(order.split(self.batch_size))
+        if batches and len(batches[-1]) == 1:
+            batches.pop()
+        return iter(batches)
+
+    def __getstate__(self) -> dict:  # ddp_spawn pickles it; torch 2.13 cannot send a Generator to a spawned process
+        return {**self.__dict__, "generator": self.generator.get_state().numpy()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.generator = torch.Generator()
+        self.generator.set_state(torch.from_numpy(state["generator"]))
+
+    def __len__(self) -> int:
+        import torch.distributed as dist
+
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        n = self.n // world
+        return n // self.batch_size + (n % self.batch_size > 1)
+
+
 class FineTuneModule(L.LightningModule):
     """Pretrained body + new linear head, trained with SGD and ReduceLROnPlateau on the training loss (the paper),
     or AdamW with a linear warm-up and a cosine decay over the epochs (ViTs)."""
@@ -100,7 +140,7 @@ class FineTuneModule(L.LightningModule):
     def _crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
         """Random crop after reflection padding of 1/8 of the size, and a random horizontal flip, per image."""
         if self._aug_gen is None or self._aug_gen.device != x.device:
-            self._aug_gen = torch.Generator(device=x.device).manual_seed(self.seed)
+            self._aug_gen = torch.Generator(device=x.device).manual_seed(self.seed + self.global_rank)
         b, _, s, _ = x.shape
         pad = max(1, s // 8)
         padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
@@ -118,11 +158,16 @@ class FineTuneModule(L.LightningModule):
         features = self.body(x).flatten(1)
         return self.head(features), features
 
+    def on_fit_start(self) -> None:
+        if self.trainer.world_size > 1:  # in each rank's process (a spawned one has none of the parent's filters)
+            warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")  # ResNet's 1x1 convs
+
     def training_step(self, batch, _):
         images, labels = batch
         logits, _ = self(self.prepare(images, train=True))
         loss = F.cross_entropy(logits, labels)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels))
+        # averaged over the ranks when several train: the plateau rule must see one loss, or their LRs drift apart
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels), sync_dist=True)
         return loss
 
     def configure_optimizers(self):
@@ -150,6 +195,26 @@ def lr_factor(epoch: int, epochs: int, warmup: int) -> float:
 # the Lightning precisions that compute in a lower precision, and that precision (the rest compute in float32)
 LOW_PRECISION = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "bf16": torch.bfloat16,
                  "16-mixed": torch.float16, "16-true": torch.float16, "16": torch.float16}
+
+
+# strategies whose ranks are processes that trainer.fit starts and ends: the AL loop stays one process (it alone
+# selects, writes and holds the run directory's lock) and gets rank 0's weights and metrics back
+IN_FIT_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def several_devices(devices) -> bool:
+    return (isinstance(devices, int) and devices not in (0, 1)) or (isinstance(devices, (list, tuple)) and len(devices) > 1) \
+        or (isinstance(devices, str) and devices not in ("auto", "1"))
+
+
+def lightning_kwargs(trainer: dict) -> dict:
+    """The Trainer settings as Lightning gets them. On several devices `ddp` (and `auto`, which Lightning makes ddp)
+    runs as `ddp_spawn`: Lightning's ddp re-runs the whole command per rank, each rank a second AL loop that would
+    select, write and take the run directory's lock; ddp_spawn's ranks exist only inside trainer.fit."""
+    kwargs = dict(trainer)
+    if several_devices(kwargs.get("devices", 1)) and kwargs.get("strategy", "auto") in ("auto", "ddp"):
+        kwargs["strategy"] = "ddp_spawn"
+    return kwargs
 
 
 def inference_setup(trainer: dict) -> tuple[torch.device, torch.dtype | None]:
@@ -216,12 +281,8 @@ class FineTuneScheme:
         self.class_counts = np.bincount(y, minlength=n_classes)
         self.module = self._new_module(n_classes, seed)
         images, labels = torch.from_numpy(np.ascontiguousarray(inputs.images)), torch.from_numpy(np.asarray(y))
-        sampler = torch.utils.data.BatchSampler(
-            torch.utils.data.RandomSampler(labels, generator=torch.Generator().manual_seed(seed)),
-            self.batch_size, drop_last=len(labels) % self.batch_size == 1,  # BatchNorm needs 2+ samples
-        )
-        loader = torch.utils.data.DataLoader(_Batches(images, labels), sampler=sampler, batch_size=None,
-                                             pin_memory=torch.cuda.is_available())
+        loader = torch.utils.data.DataLoader(_Batches(images, labels), sampler=_EpochBatches(len(labels), self.batch_size, seed),
+                                             batch_size=None, pin_memory=torch.cuda.is_available())
         show = bool(self.trainer_kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()  # logs: no bars
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory batches need none
@@ -230,8 +291,9 @@ class FineTuneScheme:
             warnings.filterwarnings("ignore", ".*`srun` command is available on your system but is not used.*")
             trainer = L.Trainer(
                 max_epochs=self.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                use_distributed_sampler=False,  # _EpochBatches shards the batches itself
                 callbacks=[_IterationBar(len(y))] if show else [],
-                **{**self.trainer_kwargs, "enable_progress_bar": show},
+                **{**lightning_kwargs(self.trainer_kwargs), "enable_progress_bar": show},
             )
             try:
                 trainer.fit(self.module, loader)
@@ -239,7 +301,8 @@ class FineTuneScheme:
                 if trainer.interrupted:
                     raise KeyboardInterrupt from None
                 raise
-        return {"train_loss": float(trainer.callback_metrics.get("train_loss", float("nan")))}
+        loss = {"train_loss": float(trainer.callback_metrics.get("train_loss", float("nan")))}  # rank 0's, ranks averaged
+        return {**loss, "train_info": {"processes": trainer.world_size}} if trainer.world_size > 1 else loss
 
     @torch.inference_mode()
     def _outputs(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
