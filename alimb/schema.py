@@ -200,13 +200,18 @@ def _message(err: ValidationError, prefix: str, data: Any) -> str:
     return f"config key {key}{shown} is invalid: {text}"
 
 
-def _model(target: str) -> type[Node] | None:
-    """The model of one of alimb's targets, from its declaration (alimb.options); a target that names nothing is
-    left to Hydra's instantiate, which names it."""
+def _model(target: str, key: str) -> type[Node] | None:
+    """The model of one of alimb's targets, from its declaration (alimb.options); None for a user's own (built as
+    Hydra builds it). A target that names nothing is refused here, in one line, whoever's it is."""
+    from alimb.options import target_callable
+
     try:
-        return model(target)
-    except (ImportError, AttributeError):
-        return None
+        target_callable(target)
+    except (ImportError, AttributeError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"config key {key}._target_={target!r} is invalid: it names nothing importable ({reason}); "
+                        "name a function or class as package.module.name") from None
+    return model(target)
 
 
 def _check(model: type[Node], data: Any, prefix: str) -> None:
@@ -219,7 +224,7 @@ def _check(model: type[Node], data: Any, prefix: str) -> None:
 def _walk(node: Any, prefix: str) -> None:
     """Check every node with a known `_target_`, nested ones included (a switch's schemes, an AF's parts)."""
     if isinstance(node, dict):
-        model = _model(node["_target_"]) if isinstance(node.get("_target_"), str) else None
+        model = _model(node["_target_"], prefix) if isinstance(node.get("_target_"), str) else None
         if model is not None:
             _check(model, node, prefix)
         for key, value in node.items():

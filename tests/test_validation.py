@@ -186,3 +186,12 @@ def test_several_devices_need_a_strategy_whose_ranks_live_inside_the_fit(make_cf
     with pytest.raises(UserError, match=r"^trainer.devices=2 trainer.strategy=fsdp is not supported: its ranks re-run "
                                         r"the whole command, each a second AL loop; use trainer.strategy=ddp"):
         validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=fsdp"))
+
+
+@pytest.mark.parametrize("target, reason", [("alimb.acquisition.nope", "module 'alimb.acquisition' has no attribute 'nope'"),
+                                            ("mypkg_that_is_not_installed.af", "No module named 'mypkg_that_is_not_installed'")])
+def test_a_target_that_names_nothing_is_one_line_before_any_work(make_cfg, target, reason):
+    """Ours or a user's: Hydra's instantiate would say it in two lines, after the pool was built."""
+    with pytest.raises(UserError, match=rf"^config key acquisition.auxiliary._target_='{target}' is invalid: it names "
+                                        rf"nothing importable \({reason}\)"):
+        validate(make_cfg("acquisition=dmcs_rand", f"acquisition.auxiliary._target_={target}"))
