@@ -26,6 +26,19 @@ from omegaconf import OmegaConf
 PACKAGE = "alimb.conf"
 
 
+_LOADED: dict[tuple[str, str], tuple[dict, dict]] = {}  # (package, file) -> (header, filled content)
+
+
+def _filled(text: str, config_path: str) -> tuple[dict, dict]:
+    """A file's header and its content with the declared options filled in, as plain containers."""
+    from alimb.schema import FILE_MODELS, complete
+
+    cfg = OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+    group = config_path.rpartition("/")[0] or config_path.removesuffix(".yaml")  # `config`: the primary config
+    complete(cfg, FILE_MODELS.get(group))
+    return ConfigSource._get_header_dict(text[:512]), OmegaConf.to_container(cfg, resolve=False)
+
+
 class AlimbConfigSource(ConfigSource):
     """`alimb://alimb.conf`: the packaged YAML files, each filled with the declared options of its targets."""
 
@@ -40,17 +53,15 @@ class AlimbConfigSource(ConfigSource):
         return resources.files(self.path)
 
     def load_config(self, config_path: str) -> ConfigResult:
-        from alimb.schema import FILE_MODELS, complete
-
-        res = self._files().joinpath(self._normalize_file_name(config_path))
-        if not res.is_file():
-            raise ConfigLoadError(f"Config not found : {config_path}")
-        text = res.read_text(encoding="utf-8")
-        cfg = OmegaConf.create(text) if text.strip() else OmegaConf.create({})
-        group = config_path.rpartition("/")[0] or config_path.removesuffix(".yaml")  # `config`: the primary config
-        complete(cfg, FILE_MODELS.get(group))
-        return ConfigResult(config=cfg, path=f"{self.scheme()}://{self.path}", provider=self.provider,
-                            header=ConfigSource._get_header_dict(text[:512]))
+        key = (self.path, self._normalize_file_name(config_path))
+        if key not in _LOADED:  # a sweep composes every job's config again: parse and fill each file once
+            res = self._files().joinpath(key[1])
+            if not res.is_file():
+                raise ConfigLoadError(f"Config not found : {config_path}")
+            _LOADED[key] = _filled(res.read_text(encoding="utf-8"), config_path)
+        header, content = _LOADED[key]
+        return ConfigResult(config=OmegaConf.create(content), path=f"{self.scheme()}://{self.path}",
+                            provider=self.provider, header=dict(header))
 
     def available(self) -> bool:
         try:
