@@ -30,18 +30,17 @@ from alimb.options import Doc, RevealWithinBatch
 import numpy as np
 
 from alimb.acquisition.base import AF, Context, Selection
-from alimb.errors import UserError
 
 
 def minority_bandit(
     ctx: Context, *,
-    arms: Annotated[dict[str, AF], Field(min_length=1), Doc("the arms: AFs of conf/acquisition, under their names")],
+    arms: Annotated[dict[str, AF], Field(min_length=1), Doc(
+        "the arms (one or more): AFs of conf/acquisition under their names; +acquisition@acquisition.arms.NAME=NAME "
+        "adds one")],
     reveal_within_batch: RevealWithinBatch = True,
 ) -> Selection:
     """Thompson sampling over `arms`, rewarded by picks of minority classes (see the module docstring: not TAILOR)."""
     ctx.pool()
-    if not arms:
-        raise UserError("minority_bandit needs at least one arm; add one with +acquisition@acquisition.arms.NAME=NAME")
     if not ctx.reveals(reveal_within_batch):
         ctx.need("minority_bandit", "scores")
     rng, budget, n_classes, scores = ctx.rng, ctx.budget, ctx.n_classes, ctx.scores
