@@ -274,15 +274,19 @@ def test_two_cpu_processes_fine_tune_while_one_loop_selects_and_writes(tmp_path)
     """The command of the issue, `trainer.devices=2 trainer.strategy=ddp` on CPU, as users run it (the processes are
     the point): the ranks are processes inside each fit (ddp_spawn), so the AL loop is one process that alone holds
     the run directory (Lightning's own ddp re-ran the command per rank, and the second loop met the first one's
-    lock: exit 137); each fit comes back with rank 0's weights and the loss averaged over the ranks."""
+    lock: exit 137); each fit comes back with rank 0's weights and the loss averaged over the ranks. Run as inside a
+    one-task Slurm job (its variables set): Lightning would otherwise make every rank the job's task 0."""
     import json
+    import os
     import subprocess
     import sys
 
+    slurm = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "alimb", "SLURM_NODELIST": "n1",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_JOB_ID": "5", "SLURM_NNODES": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "alimb.run", "scheme=ft_th", "al.iterations=2", "al.per_iteration=10",
          "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", *TINY, f"hydra.run.dir={tmp_path}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, **slurm})
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert [r["n_labeled"] for r in records] == [10, 20] and [sum(r["class_counts"]) for r in records] == [10, 20]

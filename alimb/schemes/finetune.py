@@ -214,6 +214,12 @@ def lightning_kwargs(trainer: dict) -> dict:
     kwargs = dict(trainer)
     if several_devices(kwargs.get("devices", 1)) and kwargs.get("strategy", "auto") in ("auto", "ddp"):
         kwargs["strategy"] = "ddp_spawn"
+    if several_devices(kwargs.get("devices", 1)) and kwargs.get("strategy") in IN_FIT_STRATEGIES:
+        from lightning.fabric.plugins.environments import LightningEnvironment
+
+        # the ranks are this fit's own processes on this node, whatever launched alimb: inside a Slurm job Lightning
+        # would take the job's one task for every rank (each rank 0, both listening on the job's port)
+        kwargs["plugins"] = [LightningEnvironment()]
     return kwargs
 
 
