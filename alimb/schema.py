@@ -48,7 +48,8 @@ class Trainer(Node):
 
     accelerator: Annotated[Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"], Doc("auto: gpu when present")] = "auto"
     devices: Annotated[Union[int, str, list], BeforeValidator(_devices), Doc(
-        "devices per run: several train with ddp_spawn (the AL loop stays one process)")] = 1
+        "devices per run: several train data-parallel inside each fit (ddp_spawn on GPUs, ddp_fork on "
+        "CPUs; the AL loop stays one process)")] = 1
     strategy: Annotated[str, Doc("Lightning's strategy; auto")] = "auto"
     precision: Annotated[Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64",
                                  "16", "bf16"], Doc("bf16-mixed on GPUs that support it (H100, A100)")] = "32-true"
@@ -296,7 +297,7 @@ def _check_trainer(trainer: dict) -> None:
     if several_devices(trainer["devices"]) and lightning_kwargs(trainer)["strategy"] not in IN_FIT_STRATEGIES:
         raise UserError(
             f"trainer.devices={trainer['devices']} trainer.strategy={strategy} is not supported: its ranks re-run the "
-            f"whole command, each a second AL loop; use trainer.strategy=ddp (run as ddp_spawn), ddp_spawn or ddp_fork")
+            f"whole command, each a second AL loop; use trainer.strategy=ddp (run as ddp_spawn on GPUs, ddp_fork on CPUs), ddp_spawn or ddp_fork")
     known = ["auto", *sorted(StrategyRegistry.available_strategies())]
     if strategy not in known:
         raise UserError(f"config key trainer.strategy={strategy!r} is invalid: Lightning knows {', '.join(known[:8])}, ...")

@@ -272,7 +272,7 @@ def test_two_ranks_take_disjoint_equal_shares_of_one_permutation(monkeypatch):
 
 def test_two_cpu_processes_fine_tune_while_one_loop_selects_and_writes(tmp_path):
     """The command of the issue, `trainer.devices=2 trainer.strategy=ddp` on CPU, as users run it (the processes are
-    the point): the ranks are processes inside each fit (ddp_spawn), so the AL loop is one process that alone holds
+    the point): the ranks are processes inside each fit (ddp_fork on CPUs), so the AL loop is one process that alone holds
     the run directory (Lightning's own ddp re-ran the command per rank, and the second loop met the first one's
     lock: exit 137); each fit comes back with rank 0's weights and the loss averaged over the ranks. Run as inside a
     one-task Slurm job (its variables set): Lightning would otherwise make every rank the job's task 0."""

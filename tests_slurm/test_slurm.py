@@ -171,3 +171,20 @@ def test_the_cpu_preset_runs_fine_tuning_without_a_gpu(tmp_path):
     runs = sorted(tmp_path.glob("outputs/default/digits/*/*/ft/*/*/summary.json"))
     assert [r.parent.parent.parent.parent.name for r in runs] == ["margin", "random"]
     assert "[cpus_per_task=2, gpus_per_node=0, mem_gb=4]" in proc.stdout + proc.stderr  # the ft job's request
+
+
+def test_fine_tuning_on_two_devices_inside_a_slurm_job(tmp_path):
+    """A one-task Slurm job that fine-tunes on two CPU devices (trainer.strategy=ddp, run as ddp_fork): the ranks are
+    the fit's own processes on the job's node, not Slurm tasks (with Slurm's environment each rank was task 0 and
+    both listened on one port), and forked (a spawned rank imported submitit's main module, not alimb, and died
+    on torchvision's CPU import); the job completes and records that two processes trained."""
+    import json
+
+    proc = alimb(tmp_path, "-m", "hydra/launcher=slurm_cpu", "hydra.launcher.resources.gpu.mem_gb=4",
+                 "hydra.launcher.resources.gpu.cpus_per_task=2", "scheme=ft_th", "backbone.weights=null",
+                 "scheme.epochs=1", "al.iterations=2", "al.per_iteration=10", "trainer.accelerator=cpu",
+                 "trainer.devices=2", "trainer.strategy=ddp", "trainer.enable_progress_bar=false")
+    assert proc.returncode == 0, proc.stderr[-3000:] + job_logs(tmp_path / "outputs" / "default")[-3000:]
+    [records] = list(tmp_path.glob("outputs/default/digits/*/*/ft_th/**/records.jsonl"))
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert [r["train_info"] for r in lines] == [{"processes": 2}] * 2 and all(np.isfinite(r["train_loss"]) for r in lines)

@@ -209,11 +209,16 @@ def several_devices(devices) -> bool:
 
 def lightning_kwargs(trainer: dict) -> dict:
     """The Trainer settings as Lightning gets them. On several devices `ddp` (and `auto`, which Lightning makes ddp)
-    runs as `ddp_spawn`: Lightning's ddp re-runs the whole command per rank, each rank a second AL loop that would
-    select, write and take the run directory's lock; ddp_spawn's ranks exist only inside trainer.fit."""
+    runs as `ddp_spawn` on GPUs and `ddp_fork` on CPUs: Lightning's ddp re-runs the whole command per rank, each rank
+    a second AL loop that would select, write and take the run directory's lock; these ranks exist only inside
+    trainer.fit. CPU ranks are forked: a spawned one starts a new interpreter (~5 s a fit) from whatever the main
+    module is (under submitit, not alimb, so torchvision's CPU fix would not run before Lightning imports it);
+    CUDA cannot be forked once initialised, so GPU ranks are spawned."""
     kwargs = dict(trainer)
     if several_devices(kwargs.get("devices", 1)) and kwargs.get("strategy", "auto") in ("auto", "ddp"):
-        kwargs["strategy"] = "ddp_spawn"
+        accelerator = kwargs.get("accelerator", "auto")
+        cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        kwargs["strategy"] = "ddp_spawn" if cuda else "ddp_fork"
     if several_devices(kwargs.get("devices", 1)) and kwargs.get("strategy") in IN_FIT_STRATEGIES:
         from lightning.fabric.plugins.environments import LightningEnvironment
 
