@@ -27,17 +27,13 @@ Picks of step 2's balancing branch are counted in `acquisition_info.n_balancing`
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from alimb.options import Device, RevealWithinBatch
-
-
 import numpy as np
 import torch
 
 from alimb.acquisition.base import Context, Selection
 from alimb.acquisition.kcenter import squared_norms
 from alimb.devices import resolve_device
+from alimb.options import Device, RevealWithinBatch
 
 
 def cds_bal(ctx: Context, *, reveal_within_batch: RevealWithinBatch = True, device: Device = "auto") -> Selection:

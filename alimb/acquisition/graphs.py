@@ -24,15 +24,11 @@ differs from the labels there (which would create a new cut).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from alimb.options import RevealWithinBatch
-
-
 import numpy as np
 
 from alimb.acquisition.base import Context, Selection, row_blocks, whole_pool
 from alimb.errors import UserError
+from alimb.options import RevealWithinBatch
 
 
 def probability_terms(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
