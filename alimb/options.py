@@ -29,7 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from typing_extensions import Doc
 
 __all__ = ["Doc", "Option", "declared", "model", "fill", "Number", "PositiveNumber", "NonNegativeNumber", "Fraction",
-           "Count", "Positive", "Device", "OnBadImage", "Order", "RevealWithinBatch"]
+           "Count", "Positive", "Device", "OnBadImage", "RevealWithinBatch"]
 
 
 def _not_bool(value: Any) -> Any:
@@ -47,7 +47,6 @@ Positive = Annotated[int, Field(ge=1)]
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$"),
                    Doc("where it computes: auto (cuda when present), cpu, cuda, cuda:N or mps")]
 OnBadImage = Annotated[Literal["skip", "fail"], Doc("an unreadable image: skip it (counted) or fail the run")]
-Order = Literal["random", "natural"]
 RevealWithinBatch = Annotated[bool, Doc("each pick's label counts before the next pick, as published (the simulated "
                                         "oracle); false: the predicted class counts instead")]
 
@@ -103,13 +102,19 @@ def declared(fn: Any) -> dict[str, Option]:
     return options
 
 
+def own_fields(model: type[BaseModel]) -> dict:
+    """The pydantic fields a config model declares itself (not Node's name/_target_/_partial_, unless it redeclares
+    them), in declaration order."""
+    own = {n for cls in model.__mro__ if cls is not Node and issubclass(cls, Node) for n in cls.__annotations__}
+    return {n: f for n, f in model.model_fields.items() if n in own}
+
+
 def declared_by_model(model: type[BaseModel]) -> dict[str, Option]:
     """The options a config model of alimb.schema declares itself (a node that builds nothing: the top level, al,
     features, dataset, trainer), as `declared` gives a callable's."""
     hints = typing.get_type_hints(model, include_extras=True)
-    own = {n for cls in model.__mro__ if cls is not Node and issubclass(cls, Node) for n in cls.__annotations__}
     return {n: Option(n, hints[n], inspect.Parameter.empty if f.is_required() else f.default, _doc(hints[n]))
-            for n, f in model.model_fields.items() if n in own}
+            for n, f in own_fields(model).items()}
 
 
 def _for_model(annotation: Any) -> Any:
@@ -237,6 +242,13 @@ def _type_name(annotation: Any) -> str:
 
 
 if __name__ == "__main__":  # run as alimb.options, not __main__: one copy of Node for issubclass
+    import os
+    import sys
+
     from alimb.options import main as _main
 
-    raise SystemExit(_main())
+    try:
+        raise SystemExit(_main())
+    except BrokenPipeError:  # `python -m alimb.options | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None

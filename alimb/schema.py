@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from alimb.data.imbalance import Preset
 from alimb.errors import UserError
-from alimb.options import Count, Doc, Node, Positive, PositiveNumber, model
+from alimb.options import Count, Doc, Node, Positive, PositiveNumber, model, own_fields
 
 
 def _devices(value: Any) -> Any:
@@ -142,12 +142,6 @@ class Top(Node):
 FILE_MODELS: dict[str, type[Node]] = {"config": Top, "dataset": Dataset, "trainer": Trainer}
 
 
-def _own_fields(model: type[BaseModel]) -> dict:
-    """The fields a model declares itself (not Node's name/_target_/_partial_, unless it redeclares them)."""
-    own = {n for cls in model.__mro__ if cls is not Node and issubclass(cls, Node) for n in cls.__annotations__}
-    return {n: f for n, f in model.model_fields.items() if n in own}
-
-
 def complete(node: Any, model: type[Node] | None = Top) -> None:
     """Fill an OmegaConf node with what `model` declares and it does not set (the defaults), the sub-nodes a model
     types as a model too, then every target inside with its declared options (alimb.options)."""
@@ -156,17 +150,17 @@ def complete(node: Any, model: type[Node] | None = Top) -> None:
     from alimb.options import fill
 
     if model is not None and isinstance(node, DictConfig):
-        for name, field in _own_fields(model).items():
+        for name, field in own_fields(model).items():
             sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, Node) else None
             if name not in node and not field.exclude:
-                if sub is not None and not any(f.is_required() for f in _own_fields(sub).values()):
+                if sub is not None and not any(f.is_required() for f in own_fields(sub).values()):
                     node[name] = {}  # a node whose every key has a default (features, trainer)
                 elif sub is None and not field.is_required():
                     node[name] = field.default
                 # else: a group's slot (dataset, scheme, ...): its option's file brings it
             if sub is not None and isinstance(node.get(name), DictConfig):
                 complete(node._get_node(name), sub)
-        declared_order = [k for k in ["name", *_own_fields(model)] if k in node]
+        declared_order = [k for k in ["name", *own_fields(model)] if k in node]
         for key in declared_order + [k for k in list(node.keys()) if k not in declared_order]:  # as declared, then the rest
             value = node._get_node(key)
             del node[key]

@@ -79,15 +79,21 @@ class _EpochBatches(torch.utils.data.Sampler):
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.batch_size, self.generator = n, batch_size, torch.Generator().manual_seed(seed)
 
-    def __iter__(self):
+    @staticmethod
+    def _rank_and_world() -> tuple[int, int]:
         import torch.distributed as dist
 
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator)
         torch.randperm(self.n, generator=self.generator)  # RandomSampler drew (and dropped) a second one per epoch:
         # drawn here too, every run's batches are the ones it had before this sampler replaced it
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            world = dist.get_world_size()
-            order = order[: self.n // world * world][dist.get_rank()::world]
+        rank, world = self._rank_and_world()
+        if world > 1:
+            order = order[: self.n // world * world][rank::world]
         batches = list(order.split(self.batch_size))
         if batches and len(batches[-1]) == 1:
             batches.pop()
@@ -102,10 +108,7 @@ class _EpochBatches(torch.utils.data.Sampler):
         self.generator.set_state(torch.from_numpy(state["generator"]))
 
     def __len__(self) -> int:
-        import torch.distributed as dist
-
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        n = self.n // world
+        n = self.n // self._rank_and_world()[1]
         return n // self.batch_size + (n % self.batch_size > 1)
 
 
