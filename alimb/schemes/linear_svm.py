@@ -114,25 +114,42 @@ def _line_search(w: torch.Tensor, s: torch.Tensor, margin: torch.Tensor, v: torc
                  steps: int = 30) -> torch.Tensor:
     """Per class, the exact minimiser t >= 0 of f(w + t s) (K,): f along s is a convex piecewise quadratic,
     φ'(t) = w.s + t s.s - 2 Σ_i c_i (m_i - t v_i)_+ v_i with m the margins at w and v_i = y_i (x_i.s); safeguarded
-    Newton on φ' inside a bracket [lo, hi] that always holds the root (bisection when a step leaves it)."""
+    Newton on φ' inside a bracket [lo, hi] that always holds the root (bisection when a step leaves it).
+
+    Once the bracket is found, a term active (m_i - t v_i > 0) at both of its ends is active all through it and one
+    inactive at both ends stays inactive (m - t v is linear in t): their sums are taken once, and the Newton
+    iterations read only the few terms that change state inside the bracket."""
     ws, ss = (w * s).sum(0), (s * s).sum(0)
 
     def slope(t):
         active = (margin - t * v).clamp_min(0.0)
-        return ws + t * ss - 2.0 * (cost * active * v).sum(0), ss + 2.0 * (cost * v * v * (active > 0)).sum(0)
+        return ws + t * ss - 2.0 * (cost * active * v).sum(0)
 
     lo, hi = torch.zeros_like(ws), torch.ones_like(ws)
-    d1, _ = slope(hi)
+    d1 = slope(hi)
     for _ in range(60):  # widen until the bracket holds the root (a Newton step of 1 is usually right already)
         grow = d1 < 0
         if not bool(grow.any()):
             break
         lo, hi = torch.where(grow, hi, lo), torch.where(grow, hi * 2, hi)
-        d1, _ = slope(hi)
+        d1 = slope(hi)
+    at_lo, at_hi = margin - lo * v > 0, margin - hi * v > 0
+    throughout = at_lo & at_hi
+    cv = cost * v * throughout
+    fixed1, fixed2 = ws - 2.0 * (cv * margin).sum(0), ss + 2.0 * (cv * v).sum(0)  # φ'(t) = fixed1 + t fixed2 + ...
+    row, col = torch.nonzero(at_lo != at_hi, as_tuple=True)  # the terms that switch inside the bracket
+    m_s, v_s, c_s = margin[row, col], v[row, col], cost[row, col]
+
+    def slope_and_curvature(t):
+        active = m_s - t[col] * v_s > 0
+        cvs = torch.where(active, c_s * v_s, 0.0)
+        return (fixed1 + t * fixed2 - 2.0 * torch.zeros_like(t).index_add_(0, col, cvs * (m_s - t[col] * v_s)),
+                fixed2 + 2.0 * torch.zeros_like(t).index_add_(0, col, cvs * v_s))
+
     still = ss > 0  # a class that takes no step (converged already) needs no search
     t = torch.where(still, torch.ones_like(ws).clamp(lo, hi), 0.0)
     for _ in range(steps):
-        d1, d2 = slope(t)
+        d1, d2 = slope_and_curvature(t)
         lo, hi = torch.where(d1 < 0, t, lo), torch.where(d1 > 0, t, hi)
         newton = t - d1 / d2.clamp_min(torch.finfo(t.dtype).tiny)
         inside = (newton > lo) & (newton < hi)
@@ -165,55 +182,73 @@ def fit_ovr_squared_hinge_newton(
     solver's criterion), when a step no longer lowers the objective at the working precision, or after
     `max_iter` Newton steps.
 
-    Returns (w (d+1, K), info) with info = {"newton_steps", "cg_steps", "evaluations"}: evaluations counts
-    pairs of GEMMs over X (objective-and-gradient evaluations and Hessian-vector products alike).
+    The classes are independent, so each GEMM takes only the columns of the classes still at work: a class whose
+    gradient is within its share of the tolerance takes no Newton step (and its gradient, unchanged, is not
+    recomputed), and a class whose CG has converged leaves the CG iterations' GEMMs.
+
+    Returns (w (d+1, K), info) with info = {"newton_steps", "cg_steps", "evaluations"}: cg_steps counts CG
+    iterations (each over the classes still in CG), evaluations the work in objective-and-gradient equivalents:
+    a GEMM over X with k of the K classes' columns counts k / (2K), so a Hessian-vector product or a gradient for
+    every class is one.
     """
     xa = _augment(x)
     weights = torch.ones(n_classes, dtype=x.dtype, device=x.device) if class_weight is None else class_weight
     sign, cost = _costs(y, n_classes, C, weights.to(x.dtype))
     w = torch.zeros(xa.shape[1], n_classes, dtype=x.dtype, device=x.device) if w0 is None else w0.clone()
-    g0 = 2.0 * (xa.T @ (cost * sign))  # the gradient at w = 0 (every margin is 1): its norm sets the target
+    # The gradient at w = 0 (every margin is 1) sets the target: -2 X^T (C ∘ Y), whose column k is
+    # 2 (C sum_i x_i - C (weight_k + 1) sum_{y_i = k} x_i): the classes' sums, one pass over X.
+    class_sums = torch.zeros(n_classes, xa.shape[1], dtype=x.dtype, device=x.device).index_add_(0, y, xa)
+    g0 = 2.0 * C * (xa.sum(0)[:, None] - (weights.to(x.dtype) + 1.0) * class_sums.T)
     threshold = tol * float(g0.norm())
     per_class = threshold / n_classes ** 0.5  # every class within this: the whole gradient within `threshold`
-    gemms, steps, cg_total = 1, 0, 0
+    columns = 1  # the pass over X for the sums: as much work as one column of a product with X
     z = xa @ w
-    gemms += 1
-    previous = float("inf")
+    columns += n_classes
+    steps, cg_total, previous = 0, 0, float("inf")
+    grad = torch.empty_like(w)
+    every = slice(None)
+    moved = every  # the classes whose w changed: their gradient is recomputed (a slice: no copies for all of them)
+    tiny = torch.finfo(x.dtype).tiny
     while True:
         margin = 1.0 - sign * z
-        active = margin > 0
         hinge = margin.clamp_min(0.0)
         objective = 0.5 * float((w * w).sum()) + float((cost * hinge * hinge).sum())
-        grad = w - 2.0 * (xa.T @ (cost * sign * hinge))
-        gemms += 1
+        grad[:, moved] = w[:, moved] - 2.0 * (xa.T @ (cost * sign * hinge)[:, moved])
+        columns += n_classes if moved is every else len(moved)
         gnorm = grad.norm(dim=0)
         stalled = previous - objective <= 10 * torch.finfo(x.dtype).eps * abs(objective)  # the precision's floor
         if float(gnorm.norm()) <= threshold or stalled or steps >= max_iter:
             break
         previous = objective
-        todo = gnorm > per_class  # classes already converged take no step
-        d = cost * active  # the generalised Hessian's diagonal weights (n, K)
-        s, r = torch.zeros_like(w), torch.where(todo, -grad, 0.0)
-        p, u = r.clone(), torch.zeros_like(z)  # u accumulates X s alongside s
-        rr = (r * r).sum(0)
-        stop = (cg_tol * gnorm) ** 2
-        tiny = torch.finfo(x.dtype).tiny
+        todo = torch.nonzero(gnorm > per_class).squeeze(1)  # classes already converged take no step
+        width = len(todo)
+        todo = every if width == n_classes else todo
+        # CG on the todo classes' columns; `live` indexes the ones still iterating, p, r, rr, stop, d are theirs
+        d = (cost * (margin > 0))[:, todo]  # the generalised Hessian's diagonal weights
+        s, u = torch.zeros(len(w), width, dtype=w.dtype, device=w.device), torch.zeros_like(d)  # u = X s
+        r = -grad[:, todo]
+        p, rr, stop = r.clone(), (r * r).sum(0), (cg_tol * gnorm[todo]) ** 2
+        live = torch.arange(width, device=x.device)
         for _ in range(max_cg):
             xp = xa @ p
             hp = p + 2.0 * (xa.T @ (d * xp))
-            gemms += 2
+            columns += 2 * len(live)
             cg_total += 1
-            alpha = torch.where(rr > stop, rr / (p * hp).sum(0).clamp_min(tiny), 0.0)
-            s += alpha * p
-            u += alpha * xp
-            r -= alpha * hp
+            alpha = rr / (p * hp).sum(0).clamp_min(tiny)
+            s.index_add_(1, live, alpha * p)
+            u.index_add_(1, live, alpha * xp)
+            r = r - alpha * hp
             rr_next = (r * r).sum(0)
-            if not bool((rr_next > stop).any()):
+            going = rr_next > stop
+            if not bool(going.any()):
                 break
             p = r + (rr_next / rr.clamp_min(tiny)) * p
             rr = rr_next
-        t = _line_search(w, s, margin, sign * u, cost)
-        w = w + t * s
-        z = z + t * u  # X w follows from CG's X s: no GEMM (its float32 drift is far below the tolerance)
+            if not bool(going.all()):
+                p, r, rr, stop, d, live = p[:, going], r[:, going], rr[going], stop[going], d[:, going], live[going]
+        t = _line_search(w[:, todo], s, margin[:, todo], sign[:, todo] * u, cost[:, todo])
+        w[:, todo] += t * s
+        z[:, todo] += t * u  # X w follows from CG's X s: no GEMM (its float32 drift is far below the tolerance)
+        moved = todo
         steps += 1
-    return w, {"newton_steps": steps, "cg_steps": cg_total, "evaluations": gemms / 2}
+    return w, {"newton_steps": steps, "cg_steps": cg_total, "evaluations": columns / (2 * n_classes)}
