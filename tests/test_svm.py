@@ -161,3 +161,29 @@ def test_auto_takes_newton_on_normalised_rows_and_lbfgs_otherwise_and_a_resume_k
         resumed.load_state_dict(state)
         assert resumed._solver.name == expected
         np.testing.assert_array_equal(resumed.scores(features), scheme.scores(features))
+
+
+def test_line_search_finds_each_classes_exact_minimiser_along_its_direction():
+    """_line_search against a scalar minimiser of f(w + t s) written out term by term (scipy's bounded Brent), per
+    class: random margins and directions, so terms change state inside the bracket; a class with s = 0 takes t = 0."""
+    from scipy.optimize import minimize_scalar
+
+    from alimb.schemes.linear_svm import _line_search
+
+    rng = np.random.default_rng(5)
+    n, d, k = 60, 4, 4
+    w, s = rng.normal(size=(d, k)), rng.normal(size=(d, k))
+    s[:, 3] = 0.0
+    margin, v, cost = rng.normal(size=(n, k)), rng.normal(size=(n, k)), rng.uniform(0.5, 2.0, size=(n, k))
+    for j in range(3):  # make s a descent direction for f at t = 0 (the solver's steps are)
+        slope0 = w[:, j] @ s[:, j] - 2 * (cost[:, j] * np.maximum(margin[:, j], 0) * v[:, j]).sum()
+        if slope0 > 0:
+            s[:, j], v[:, j] = -s[:, j], -v[:, j]
+    t = _line_search(*(torch.from_numpy(a) for a in (w, s, margin, v, cost))).numpy()
+    for j in range(3):
+        def f(tt, j=j):
+            return 0.5 * ((w[:, j] + tt * s[:, j]) ** 2).sum() + (cost[:, j] * np.maximum(margin[:, j] - tt * v[:, j], 0) ** 2).sum()
+        ref = minimize_scalar(f, bounds=(0.0, 1e3), method="bounded", options={"xatol": 1e-12}).x
+        assert t[j] == pytest.approx(ref, rel=1e-6, abs=1e-9)
+        assert f(t[j]) <= f(ref) + 1e-12
+    assert t[3] == 0.0

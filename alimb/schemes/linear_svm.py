@@ -152,7 +152,7 @@ def _line_search(w: torch.Tensor, s: torch.Tensor, margin: torch.Tensor, v: torc
         d1, d2 = slope_and_curvature(t)
         lo, hi = torch.where(d1 < 0, t, lo), torch.where(d1 > 0, t, hi)
         newton = t - d1 / d2.clamp_min(torch.finfo(t.dtype).tiny)
-        inside = (newton > lo) & (newton < hi)
+        inside = (newton >= lo) & (newton <= hi)  # closed: a root found exactly sits on an end of the bracket
         t_next = torch.where(still, torch.where(inside, newton, (lo + hi) / 2), 0.0)
         if bool(((t_next - t).abs() <= 1e-6 * t.abs()).all()):
             return t_next
