@@ -137,14 +137,14 @@ def _line_search(w: torch.Tensor, s: torch.Tensor, margin: torch.Tensor, v: torc
     throughout = at_lo & at_hi
     cv = cost * v * throughout
     fixed1, fixed2 = ws - 2.0 * (cv * margin).sum(0), ss + 2.0 * (cv * v).sum(0)  # φ'(t) = fixed1 + t fixed2 + ...
-    row, col = torch.nonzero(at_lo != at_hi, as_tuple=True)  # the terms that switch inside the bracket
-    m_s, v_s, c_s = margin[row, col], v[row, col], cost[row, col]
+    switches = at_lo != at_hi  # the terms that change state inside the bracket: per class, the rows gathered
+    rows = torch.topk(switches.to(margin.dtype), int(switches.sum(0).max()), dim=0).indices  # (at most, K), padded
+    m_s, v_s = margin.gather(0, rows), v.gather(0, rows)
+    c_s = torch.where(switches.gather(0, rows), cost.gather(0, rows), 0.0)  # padding: no weight
 
-    def slope_and_curvature(t):
-        active = m_s - t[col] * v_s > 0
-        cvs = torch.where(active, c_s * v_s, 0.0)
-        return (fixed1 + t * fixed2 - 2.0 * torch.zeros_like(t).index_add_(0, col, cvs * (m_s - t[col] * v_s)),
-                fixed2 + 2.0 * torch.zeros_like(t).index_add_(0, col, cvs * v_s))
+    def slope_and_curvature(t):  # sums, not scatters: the same result on every run on a GPU too
+        cvs = torch.where(m_s - t * v_s > 0, c_s * v_s, 0.0)
+        return fixed1 + t * fixed2 - 2.0 * (cvs * (m_s - t * v_s)).sum(0), fixed2 + 2.0 * (cvs * v_s).sum(0)
 
     still = ss > 0  # a class that takes no step (converged already) needs no search
     t = torch.where(still, torch.ones_like(ws).clamp(lo, hi), 0.0)
@@ -197,11 +197,15 @@ def fit_ovr_squared_hinge_newton(
     w = torch.zeros(xa.shape[1], n_classes, dtype=x.dtype, device=x.device) if w0 is None else w0.clone()
     # The gradient at w = 0 (every margin is 1) sets the target: -2 X^T (C ∘ Y), whose column k is
     # 2 (C sum_i x_i - C (weight_k + 1) sum_{y_i = k} x_i): the classes' sums, one pass over X.
-    class_sums = torch.zeros(n_classes, xa.shape[1], dtype=x.dtype, device=x.device).index_add_(0, y, xa)
+    if x.is_cuda:  # a product: index_add_'s atomic adds on a GPU would sum in a different order on every run
+        class_sums = torch.nn.functional.one_hot(y, n_classes).T.to(x.dtype) @ xa
+        columns = n_classes
+    else:
+        class_sums = torch.zeros(n_classes, xa.shape[1], dtype=x.dtype, device=x.device).index_add_(0, y, xa)
+        columns = 1  # one pass over X: as much work as one column of a product with X
     g0 = 2.0 * C * (xa.sum(0)[:, None] - (weights.to(x.dtype) + 1.0) * class_sums.T)
     threshold = tol * float(g0.norm())
     per_class = threshold / n_classes ** 0.5  # every class within this: the whole gradient within `threshold`
-    columns = 1  # the pass over X for the sums: as much work as one column of a product with X
     z = xa @ w
     columns += n_classes
     steps, cg_total, previous = 0, 0, float("inf")
