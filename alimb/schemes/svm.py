@@ -134,7 +134,7 @@ class LinearSVMScheme:
 
     def _solver_for(self, x: np.ndarray):
         """`auto`: Newton on rows of norm <= 1 (L2-normalised features, runs' default: a few Newton steps), L-BFGS
-        otherwise (raw features, nearly separable: Newton's active sets keep changing; BENCHMARKS.md)."""
+        otherwise (raw features, nearly separable: Newton's Hessians are ill-conditioned there; BENCHMARKS.md)."""
         if self._solver is not None:
             return self._solver
         norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
