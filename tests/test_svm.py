@@ -182,7 +182,8 @@ def test_line_search_finds_each_classes_exact_minimiser_along_its_direction():
     t = _line_search(*(torch.from_numpy(a) for a in (w, s, margin, v, cost))).numpy()
     for j in range(3):
         def f(tt, j=j):
-            return 0.5 * ((w[:, j] + tt * s[:, j]) ** 2).sum() + (cost[:, j] * np.maximum(margin[:, j] - tt * v[:, j], 0) ** 2).sum()
+            hinge = np.maximum(margin[:, j] - tt * v[:, j], 0)
+            return 0.5 * ((w[:, j] + tt * s[:, j]) ** 2).sum() + (cost[:, j] * hinge ** 2).sum()
         ref = minimize_scalar(f, bounds=(0.0, 1e3), method="bounded", options={"xatol": 1e-12}).x
         assert t[j] == pytest.approx(ref, rel=1e-6, abs=1e-9)
         assert f(t[j]) <= f(ref) + 1e-12
