@@ -152,12 +152,13 @@ def _run(cfg: DictConfig, run_dir: RunDir, saved: Saved | None) -> list[Record]:
             t1 = time.perf_counter()
             labeled = pool.labeled_idx
             fitted = scheme.fit(pool_in.subset(labeled), pool.labels[labeled], n_classes, scheme_rng)
-            metrics = evaluate(test_y, scheme.predict(test_in), n_classes, pool_minority)
             t2 = time.perf_counter()
+            metrics = evaluate(test_y, scheme.predict(test_in), n_classes, pool_minority)
+            t3 = time.perf_counter()
             if k < iterations - 1:  # scores and features of model k drive the selection of iteration k + 1
                 scores, features = scheme.score(pool_in)
                 head = scheme.head()
-            t3 = time.perf_counter()
+            t4 = time.perf_counter()
             counts = pool.class_counts()
             info = {k: v for k, v in selection.info.items() if not k.endswith("_seconds")}
             select_timings = {f"select_{k.removesuffix('_seconds')}": v for k, v in selection.info.items()
@@ -176,16 +177,17 @@ def _run(cfg: DictConfig, run_dir: RunDir, saved: Saved | None) -> list[Record]:
                 acquisition_info=info or None,
                 scheme=cfg.scheme.name,
                 **{"scheme_used": cfg.scheme.name, **fitted},  # the scheme's report (the switch: scheme used, CV)
-                seconds={"select": t1 - t0, "train": t2 - t1, "score": t3 - t2, **select_timings},
+                seconds={"select": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2, "score": t4 - t3, **select_timings},
             )
             records.append(record)
             run_dir.save_iteration(record, len(records), pool.labeled_round, scheme.state_dict())
             logger.log(record)
             bar.update()
             log.info(
-                "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  %s  (select %.2fs train %.2fs score %.2fs)",
+                "iteration %2d/%d  labeled %5d  acc %.4f  f1 %.4f  ir %.3f  %s  "
+                "(select %.2fs train %.2fs evaluate %.2fs score %.2fs)",
                 k + 1, iterations, labeled.size, record.accuracy, record.macro_f1, record.labeled_ir,
-                record.scheme_used, t1 - t0, t2 - t1, t3 - t2,
+                record.scheme_used, t1 - t0, t2 - t1, t3 - t2, t4 - t3,
             )
         bar.close()
         summary = summarize(records, pool, cfg)

@@ -36,7 +36,8 @@ class Record:
     reveal_within_batch: bool  # whether the AF was allowed to (galaxy, cds_bal, minority_bandit by default)
     scheme: str  # the configured scheme
     scheme_used: str  # the scheme that trained this iteration's model (the switch: either of its schemes)
-    seconds: dict  # select / train / score, and the AF's own timings (select_<name>)
+    seconds: dict  # select / train (the fit) / evaluate (the test set) / score (the pool), and the AF's own
+    # timings (select_<name>)
     acquisition_info: Optional[dict] = None  # what the AF reports (solver status, fallbacks, arms chosen)
     cv_accuracy: Optional[dict] = None  # the switch: each scheme's cross-validated accuracy
     switch_iteration: Optional[int] = None  # the switch: the first iteration that used the other scheme

@@ -100,7 +100,7 @@ def paper_size_run() -> dict:
         t0 = time.perf_counter()
         records = run_experiment(cfg, tmp)
         seconds = time.perf_counter() - t0
-    phases = {p: sum(r["seconds"][p] for r in records) for p in ("select", "train", "score")}
+    phases = {p: sum(r["seconds"].get(p, 0.0) for r in records) for p in ("select", "train", "evaluate", "score")}
     return {
         "command": "alimb " + " ".join(overrides), "seconds_total": seconds, "seconds_by_phase": phases,
         "final_accuracy": records[-1]["accuracy"], "final_labeled_ir": records[-1]["labeled_ir"],

@@ -26,7 +26,7 @@ def test_records_and_summary(make_cfg, tmp_path):
     for key in ("accuracy", "macro_f1", "minority_accuracy", "majority_accuracy", "labeled_ir"):
         assert 0 <= first[key] <= 2
     assert sum(first["class_counts"]) == 20 and len(first["class_counts"]) == 10
-    assert set(first["seconds"]) == {"select", "train", "score"}
+    assert set(first["seconds"]) == {"select", "train", "evaluate", "score"}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["final_accuracy"] == records[-1]["accuracy"]
     accs = [r["accuracy"] for r in records]
