@@ -141,6 +141,7 @@ def reference_kcenter(features, candidates, centers, k, rng):
 def test_coreset_equals_the_plain_reference(monkeypatch, n_centers, subset, batch):
     import alimb.acquisition.kcenter as kc
 
+    monkeypatch.setattr(kc, "PLAIN_PAIRS", 0)  # the lazy loop, which small problems would not take
     if subset is not None:
         monkeypatch.setattr(kc, "LAZY_SUBSET", subset)
         monkeypatch.setattr(kc, "LAZY_BATCH", batch)
@@ -152,7 +153,11 @@ def test_coreset_equals_the_plain_reference(monkeypatch, n_centers, subset, batc
     assert ours.tolist() == reference_kcenter(features, candidates, centers, 60, np.random.default_rng(1))
 
 
-def test_coreset_ties_are_broken_like_the_reference():
+@pytest.mark.parametrize("plain_pairs", [0, 1 << 20], ids=["lazy loop", "plain loop (small problem)"])
+def test_coreset_ties_are_broken_like_the_reference(monkeypatch, plain_pairs):
+    import alimb.acquisition.kcenter as kc
+
+    monkeypatch.setattr(kc, "PLAIN_PAIRS", plain_pairs)
     features = np.array([[i % 3, i // 3 % 3] for i in range(40)], dtype=np.float32)  # many exact ties
     centers = np.array([0])
     candidates = np.arange(1, 40)
@@ -164,6 +169,7 @@ def test_coreset_ties_are_broken_like_the_reference():
 def test_coreset_in_small_chunks_is_the_same(monkeypatch):
     import alimb.acquisition.kcenter as kc
 
+    monkeypatch.setattr(kc, "PLAIN_PAIRS", 0)  # the lazy loop's blocks
     rng = np.random.default_rng(0)
     features = rng.normal(size=(500, 8)).astype(np.float32)
     labeled = np.zeros(500, dtype=bool)
@@ -215,6 +221,7 @@ def test_lazy_initial_distances_break_ties_like_the_reference(monkeypatch):
 
     monkeypatch.setattr(kc, "LAZY_SUBSET", 2)
     monkeypatch.setattr(kc, "LAZY_BATCH", 3)
+    monkeypatch.setattr(kc, "PLAIN_PAIRS", 0)
     features = np.array([[i % 4, i // 4 % 4] for i in range(64)], dtype=np.float32)  # many exact ties
     centers = np.array([0, 5, 10, 33, 47, 60])
     candidates = np.setdiff1d(np.arange(64), centers)
@@ -231,6 +238,7 @@ def test_lazy_picks_are_the_plain_algorithms_picks(monkeypatch, batch):
 
     monkeypatch.setattr(kc, "LAZY_SUBSET", 3)
     monkeypatch.setattr(kc, "LAZY_BATCH", batch)
+    monkeypatch.setattr(kc, "PLAIN_PAIRS", 0)
     rng = np.random.default_rng(batch)
     clustered = (rng.normal(size=(20, 6)) * 5)[rng.integers(0, 20, 600)] + rng.normal(size=(600, 6))
     grid = np.array([[i % 5, i // 5 % 5, i // 25 % 2] for i in range(600)], dtype=np.float32)
@@ -241,3 +249,18 @@ def test_lazy_picks_are_the_plain_algorithms_picks(monkeypatch, batch):
         plain = kcenter_greedy(features, candidates, centers, 80, np.random.default_rng(4), "cpu", lazy=False)
         assert lazy.tolist() == plain.tolist()
         assert lazy.tolist() == reference_kcenter(features, candidates, centers, 80, np.random.default_rng(4))
+
+
+def test_small_problems_take_the_plain_loop_and_large_ones_the_lazy_loop(monkeypatch):
+    """candidates x (centers + picks) up to PLAIN_PAIRS: the plain loop (faster there); above: the lazy one."""
+    import alimb.acquisition.kcenter as kc
+
+    calls = []
+    plain = kc._plain
+    monkeypatch.setattr(kc, "_plain", lambda *a: calls.append(len(a[3])) or plain(*a))
+    monkeypatch.setattr(kc, "PLAIN_PAIRS", 100 * (10 + 5))
+    features = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    kcenter_greedy(features, np.arange(100), np.arange(100, 110), 5, np.random.default_rng(1), "cpu")  # 1 500 pairs
+    assert calls == [10]
+    kcenter_greedy(features, np.arange(101), np.arange(101, 111), 5, np.random.default_rng(1), "cpu")  # 1 515 pairs
+    assert calls == [10]

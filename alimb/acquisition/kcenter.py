@@ -16,7 +16,9 @@ of them for every candidate up front (one GEMM), the rest only for contenders.
 
 `lazy=False` is the plain algorithm (every initial center up front, every pick compared with every
 candidate: one GEMV over the feature-major candidates) and serves as the reference in the benchmark
-and the GPU check.
+and the GPU check. Small problems take it too: up to PLAIN_PAIRS candidate x (center + pick) pairs, its few
+torch calls per pick cost less than the lazy loop's bookkeeping (BENCHMARKS.md; DMCS's per-class problems are
+all small).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from alimb.devices import resolve_device
 CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of center x candidate distances
 LAZY_SUBSET = 256  # initial centers compared with every candidate up front; the rest only with contenders
 LAZY_BATCH = 64  # contenders compared together (measured: 32-128 alike, 1024 twice as slow on 2 CPU cores)
+PLAIN_PAIRS = 1 << 20  # candidates x (centers + picks) up to which the plain loop is the faster (its speed-up: 2.9x at
+# 15 000 pairs, 1.7x at 200 000, 1.2x at 1.2 million, 0.8x at 1.8 million; 512-d, 2 CPU cores)
 
 
 def kcenter_greedy(
@@ -49,7 +53,7 @@ def kcenter_greedy(
 
     `centers` are the initial centers (absolute indices; may be empty: the first pick is then
     random). Every pick becomes a center. Ties go to the candidate first in a random order drawn
-    from `rng`. `lazy` changes the work done, never the picks.
+    from `rng`. `lazy` changes the work done, never the picks; it applies above PLAIN_PAIRS pairs.
     """
     assert k <= candidates.size, "cannot pick more candidates than there are"
     if k == 0:
@@ -58,7 +62,7 @@ def kcenter_greedy(
     candidates = candidates[rng.permutation(candidates.size)]  # random tie-break: argmax takes the first
     feats = torch.as_tensor(features)
     x = feats[torch.as_tensor(candidates)].to(device, torch.float32)  # (m, d)
-    if not lazy:
+    if not lazy or candidates.size * (centers.size + k) <= PLAIN_PAIRS:
         return _plain(feats, x, candidates, centers, k, rng)
     store = _Centers(feats, centers, x, capacity=centers.size + k)
     norms = squared_norms(x)  # (m,)
@@ -162,7 +166,8 @@ def _plain(feats: torch.Tensor, x: torch.Tensor, candidates: np.ndarray, centers
 
 
 def coreset(ctx: Context, *, device: Device = "auto",
-            lazy: Annotated[bool, Doc("skip candidates whose distance bound cannot win (same picks, faster)")] = True,
+            lazy: Annotated[bool, Doc("skip candidates whose distance bound cannot win (same picks, faster; small "
+                                      "problems take the plain loop either way)")] = True,
             ) -> Selection:
     """k-center greedy over the candidates, the covered samples as initial centers (every labeled sample; inside a
     class of the MCS family, that class's labeled samples: DMCS, Eq. 7)."""
