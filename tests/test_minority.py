@@ -138,10 +138,12 @@ def reference_kcenter(features, candidates, centers, k, rng):
     [(0, None, None), (1, None, None), (40, None, None),  # default settings: 40 centers all evaluated up front
      (40, 8, 5), (40, 8, 1000), (120, 0, 16), (3, 1, 1)],  # lazy evaluation of the initial centers
 )
-def test_coreset_equals_the_plain_reference(monkeypatch, n_centers, subset, batch):
+@pytest.mark.parametrize("loop", ["lazy", "plain"])
+def test_coreset_equals_the_plain_reference(monkeypatch, n_centers, subset, batch, loop):
     import alimb.acquisition.kcenter as kc
 
-    monkeypatch.setattr(kc, "PLAIN_PAIRS", 0)  # the lazy loop, which small problems would not take
+    # the lazy loop, which a problem this small would not take unless told; or the plain loop it takes by default
+    monkeypatch.setattr(kc, "PLAIN_PAIRS", 0 if loop == "lazy" else 1 << 20)
     if subset is not None:
         monkeypatch.setattr(kc, "LAZY_SUBSET", subset)
         monkeypatch.setattr(kc, "LAZY_BATCH", batch)
