@@ -56,10 +56,12 @@ def load_pool(cfg: DictConfig, needs_images: bool) -> tuple[Pool, Inputs, Inputs
     raw = build(cfg.dataset.loader)
     check_labels(*raw.labels(), raw.n_classes)
     profile = build(cfg.imbalance)
-    planned = induce(raw.labels()[0], raw.n_classes, profile, profile.seed)
+    labels = raw.labels()[0]
+    planned = induce(labels, raw.n_classes, profile, profile.seed)
     check_al(cfg.al, planned.size)
     data = featurize(raw, build(cfg.backbone), cfg.cache_dir, images=needs_images)
-    keep = induce(data.train_y, data.n_classes, profile, profile.seed)  # absolute into the training split
+    same = np.array_equal(data.train_y, labels)  # unless extraction dropped images, the pool planned is the pool
+    keep = planned if same else induce(data.train_y, data.n_classes, profile, profile.seed)  # into the training split
     pool = Pool(data.train_y[keep], data.n_classes)
     pool_x, test_x = normalize(data.train_x[keep], data.test_x, cfg.features.normalize)
     pool_in = Inputs(pool_x, None if data.train_images is None else data.train_images[keep])
