@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench_acquisition.py [--pool 50000] [--dim 512] [--labeled 4000] [--picks 500]
     .venv/bin/python scripts/bench_acquisition.py --every-af        # every conf/acquisition option, paper size
     .venv/bin/python scripts/bench_acquisition.py --imagenet        # 1.28 M x 512, 1000 classes, 10 000 picks
+    .venv/bin/python scripts/bench_acquisition.py --small-kcenter   # the lazy vs the plain loop on small problems
 
 Default (k-center, what coreset and DMCS run on):
 1. coreset on pool x dim, `labeled` initial centers, `picks` picks: the call as users run it (lazy picks)
@@ -21,6 +22,10 @@ nearest-class-mean linear classifier of the labeled part; one selection of 10 00
 coreset, dmcs_rand, badge, base and galaxy: time and peak memory growth vs the features' size; coreset's
 10 000 picks vs reading every candidate at every pick (the plain loop's per-pick work, one GEMV over the
 feature-major candidates and a minimum, timed over `--plain-picks` picks, times 10 000).
+
+--small-kcenter: k-center's lazy loop vs its plain one (the same picks) on problems from DMCS's per-class size
+(170 candidates, 80 centers, 6 picks) to coreset's on a pool of thousands, 512-d unit vectors; what sets
+kcenter.PLAIN_PAIRS, the candidates x (centers + picks) up to which calls take the plain loop.
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def paper_size_run() -> dict:
         t0 = time.perf_counter()
         records = run_experiment(cfg, tmp)
         seconds = time.perf_counter() - t0
-    phases = {p: sum(r["seconds"].get(p, 0.0) for r in records) for p in ("select", "train", "evaluate", "score")}
+    phases = {p: sum(r["seconds"][p] for r in records) for p in ("select", "train", "evaluate", "score")}
     return {
         "command": "alimb " + " ".join(overrides), "seconds_total": seconds, "seconds_by_phase": phases,
         "final_accuracy": records[-1]["accuracy"], "final_labeled_ir": records[-1]["labeled_ir"],
@@ -196,6 +201,33 @@ def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 
 
 
 DEFAULT_AFS = "random,margin,coreset,dmcs_rand,badge,base,galaxy"
+SMALL_KCENTER = [(170, 80, 6), (600, 400, 25), (1000, 100, 100), (2000, 500, 100), (8000, 200, 20), (4000, 1000, 500),
+                 (16000, 4000, 500)]  # (candidates, centers, picks)
+
+
+def small_kcenter(repeats: int = 3) -> list[dict]:
+    """Best-of-`repeats` seconds of the lazy and the plain loop per size, forced either way, and their picks."""
+    import alimb.acquisition.kcenter as kc
+
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((40_000, 512), dtype=np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    rows, saved = [], kc.PLAIN_PAIRS
+    try:
+        for m, c, k in SMALL_KCENTER:
+            order = rng.permutation(len(features))
+            cand, cent = order[:m], order[m:m + c]
+            kc.PLAIN_PAIRS = 0  # the lazy loop at any size
+            lazy = [timed(kcenter_greedy, features, cand, cent, k, np.random.default_rng(1)) for _ in range(repeats)]
+            plain = [timed(kcenter_greedy, features, cand, cent, k, np.random.default_rng(1), lazy=False)
+                     for _ in range(repeats)]
+            t_lazy, t_plain = min(t for _, t in lazy), min(t for _, t in plain)
+            rows.append({"candidates": m, "centers": c, "picks": k, "pairs": m * (c + k), "lazy_seconds": t_lazy,
+                         "plain_seconds": t_plain, "plain_speedup": t_lazy / t_plain,
+                         "same_picks": bool(np.array_equal(lazy[0][0], plain[0][0]))})
+    finally:
+        kc.PLAIN_PAIRS = saved
+    return rows
 
 
 def main() -> None:
@@ -212,9 +244,14 @@ def main() -> None:
     parser.add_argument("--plain-picks", type=int, default=50, help="--imagenet: picks timed for the plain loop")
     parser.add_argument("--imagenet-size", type=int, nargs=3, default=[1_281_167, 10_000, 10_000],
                         metavar=("POOL", "LABELED", "PICKS"), help="--imagenet: a smaller pool for a quick try")
+    parser.add_argument("--small-kcenter", action="store_true", help="k-center's lazy vs plain loop on small problems")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     report: dict = {"machine": describe_machine(), "device": str(device)}
+    if args.small_kcenter:
+        report["small_kcenter"] = small_kcenter()
+        print(json.dumps(report, indent=2, default=str))
+        return
     if args.every_af:
         report["every_af"] = every_af(args.afs.split(",") if args.afs != DEFAULT_AFS else None)
         print(json.dumps(report, indent=2, default=str))

@@ -36,8 +36,9 @@ from alimb.devices import resolve_device
 CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of center x candidate distances
 LAZY_SUBSET = 256  # initial centers compared with every candidate up front; the rest only with contenders
 LAZY_BATCH = 64  # contenders compared together (measured: 32-128 alike, 1024 twice as slow on 2 CPU cores)
-PLAIN_PAIRS = 1 << 20  # candidates x (centers + picks) up to which the plain loop is the faster (its speed-up: 2.9x at
-# 15 000 pairs, 1.7x at 200 000, 1.2x at 1.2 million, 0.8x at 1.8 million; 512-d, 2 CPU cores)
+PLAIN_PAIRS = 1 << 20  # candidates x (centers + picks) up to which the plain loop is the faster (its speed-up in
+# `bench_acquisition.py --small-kcenter`: 2.4x at 15 000 pairs, 1.7x at 200 000, 1.1x at 1.2 million, 0.5x at 1.8
+# million; 512-d, 2 CPU cores)
 
 
 def kcenter_greedy(
@@ -53,7 +54,9 @@ def kcenter_greedy(
 
     `centers` are the initial centers (absolute indices; may be empty: the first pick is then
     random). Every pick becomes a center. Ties go to the candidate first in a random order drawn
-    from `rng`. `lazy` changes the work done, never the picks; it applies above PLAIN_PAIRS pairs.
+    from `rng`. `lazy` changes the work done, not the picks, except where two candidates' distances agree to float32
+    precision (the two loops round them differently: `bench_acquisition.py --small-kcenter` met one such pick in its
+    1 251, after which that call's picks differ); it applies above PLAIN_PAIRS pairs.
     """
     assert k <= candidates.size, "cannot pick more candidates than there are"
     if k == 0:
@@ -166,8 +169,8 @@ def _plain(feats: torch.Tensor, x: torch.Tensor, candidates: np.ndarray, centers
 
 
 def coreset(ctx: Context, *, device: Device = "auto",
-            lazy: Annotated[bool, Doc("skip candidates whose distance bound cannot win (same picks, faster; small "
-                                      "problems take the plain loop either way)")] = True,
+            lazy: Annotated[bool, Doc("skip candidates whose distance bound cannot win (same picks but for float32 "
+                                      "near-ties, faster; small problems take the plain loop either way)")] = True,
             ) -> Selection:
     """k-center greedy over the candidates, the covered samples as initial centers (every labeled sample; inside a
     class of the MCS family, that class's labeled samples: DMCS, Eq. 7)."""
