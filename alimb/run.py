@@ -48,9 +48,13 @@ def one_line(err: BaseException) -> str:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | JobFailure:
     """Run one experiment in the Hydra output directory; returns the final accuracy (a sweeper's objective)."""
+    from alimb.devices import threads_for_this_job
     from alimb.loop import run_experiment  # after Hydra parsed the command line: `alimb --help` stays fast
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # its GPU/TPU/tips banner at every fit
+    threads = threads_for_this_job()
+    if threads:
+        log.info("torch's CPU threads: %d, the job's SLURM_CPUS_PER_TASK", threads)
     hydra_cfg = HydraConfig.get()
     run_dir, multirun = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     if "dir" in cfg.logger and cfg.logger.dir is None:  # every W&B run of an experiment in one folder: one `wandb sync`

@@ -86,3 +86,24 @@ def test_a_users_own_af_runs_from_their_own_package_and_config_dir(tmp_path):
                                                                            "PYTHONPATH": str(tmp_path)})
         assert proc.returncode == 0, proc.stderr
         assert (tmp_path / f"run{n}" / "summary.json").exists()
+
+
+def test_a_slurm_job_uses_the_cpus_it_was_given(monkeypatch):
+    """SLURM_CPUS_PER_TASK below torch's thread count sets it; unset, larger or not a number changes nothing."""
+    import torch
+
+    from alimb.devices import threads_for_this_job
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for value in (None, "2", "8", "two"):
+            if value is None:
+                monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+            else:
+                monkeypatch.setenv("SLURM_CPUS_PER_TASK", value)
+            assert threads_for_this_job() is None and torch.get_num_threads() == 2
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        assert threads_for_this_job() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -113,6 +113,15 @@ def test_a_failing_job_is_listed_and_the_others_complete(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_job_given_fewer_cpus_than_the_node_has_uses_that_many_torch_threads(tmp_path):
+    """This cluster binds no task to CPUs (TaskPlugin=task/none), so torch would start a thread per core of the
+    node; a job of --cpus-per-task=1 uses one (jobs sharing the node otherwise fight over the cores)."""
+    proc = alimb(tmp_path, "-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "seed=0", *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    logs = list(tmp_path.glob(f"{BASE}/**/alimb.log"))
+    assert len(logs) == 1 and "torch's CPU threads: 1, the job's SLURM_CPUS_PER_TASK" in logs[0].read_text()
+
+
 def test_a_requeued_job_resumes_and_ends_identical_to_an_uninterrupted_run(tmp_path):
     reference = alimb(tmp_path, *SMALL, f"hydra.run.dir={tmp_path / 'reference'}")
     assert reference.returncode == 0, reference.stderr[-2000:]
