@@ -30,8 +30,9 @@ from alimb.sweep import JobFailure
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # the packaged config tree, as a directory (tests)
 log = logging.getLogger("alimb")
-# At exit, after the atexit handlers (logs flushed, W&B finished), Python's final collection walks every object
-# torch and the run made: ~0.4 s of every alimb process (a run, a Slurm job). Frozen, they are left to the exit.
+# At exit Python's final collection walks every object torch and the run made: ~0.4 s of every alimb process (a
+# run, a Slurm job). Frozen, they are left to the exit; freezing stops no other atexit handler (logging's flush,
+# W&B's finish) from running, before or after it.
 atexit.register(gc.freeze)
 NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment variable HYDRA_FULL_ERROR")
 
