@@ -42,8 +42,8 @@ class Record:
     cv_accuracy: Optional[dict] = None  # the switch: each scheme's cross-validated accuracy
     switch_iteration: Optional[int] = None  # the switch: the first iteration that used the other scheme
     train_loss: Optional[float] = None  # fine tuning: the training loss of the last epoch
-    train_info: Optional[dict] = None  # the SVM's Newton solver: newton_steps, cg_steps, evaluations (objective-and-
-    # gradient equivalents: the columns of its products with X over 2K);
+    train_info: Optional[dict] = None  # the SVM's torch solvers: iterations (Newton: newton_steps, cg_steps),
+    # evaluations (objective-and-gradient equivalents: the columns of its products with X over 2K);
     # fine tuning on several devices: processes (the ranks that trained)
 
     def __getitem__(self, name: str) -> Any:

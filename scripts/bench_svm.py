@@ -4,12 +4,12 @@ Paper-size final iteration: a CIFAR-100-like pool (100 classes x 500, made imbal
 17168 samples at ir 0.74), 8000 of it labeled at random, 512-d features; both solvers train on
 the labeled set and score the whole pool. Reports the objective gap, accuracy and the speed-up.
 `--reference cpu` compares the torch solver on `--device` with the same solver on the CPU instead
-(the GPU check: CS-SVM on CUDA vs CPU); `--reference lbfgs` with alimb's L-BFGS solver (like for like).
+(the GPU check: CS-SVM on CUDA vs CPU); `--reference newton` or `lbfgs` with that alimb solver (like for like).
 `--normalize l2` trains on L2-normalised features, as runs do by default (`features.normalize=l2`); the
 default (none) is the raw Gaussian features, a harder, nearly separable problem.
 
-    .venv/bin/python scripts/bench_svm.py [--solver newton|lbfgs] [--normalize none|l2] [--threads 2]
-                                          [--device cuda --reference cpu|lbfgs|liblinear]
+    .venv/bin/python scripts/bench_svm.py [--solver lbfgs|newton] [--normalize none|l2] [--threads 2]
+                                          [--device cuda --reference cpu|newton|lbfgs|liblinear]
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ def main() -> None:
     parser.add_argument("--labeled", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--reference", choices=("liblinear", "cpu", "lbfgs"), default="liblinear",
+    parser.add_argument("--reference", choices=("liblinear", "cpu", "newton", "lbfgs"), default="liblinear",
                         help="liblinear: scikit-learn's LinearSVC; cpu: the same torch solver on the CPU; "
-                             "lbfgs: alimb's L-BFGS solver on --device")
-    parser.add_argument("--solver", choices=("newton", "lbfgs"), default="newton")
+                             "newton, lbfgs: that alimb solver on --device")
+    parser.add_argument("--solver", choices=("lbfgs", "newton"), default="lbfgs", help="lbfgs: what runs use")
     parser.add_argument("--normalize", choices=("none", "l2"), default="none")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,15 +87,16 @@ def main() -> None:
 
     ours = torch_solver(args.device, args.solver)
     reference = {"liblinear": liblinear, "cpu": torch_solver("cpu", args.solver),
-                 "lbfgs": torch_solver(args.device, "lbfgs")}[args.reference]
+                 "newton": torch_solver(args.device, "newton"), "lbfgs": torch_solver(args.device, "lbfgs")}[args.reference]
     ours()  # warm-up: first-call costs of torch (thread pools, allocator), not the solver
     result_ours, result_ref = run(ours), run(reference)
     report = {
         "machine": describe_machine(),
         "device": str(LinearSVMScheme(device=args.device).device),
         "solver": args.solver, "normalize": args.normalize,
-        "reference_solver": {"liblinear": "liblinear", "cpu": f"{args.solver} on cpu", "lbfgs": "lbfgs"}[args.reference],
-        "work": work.get(args.solver),  # Newton: steps, CG steps, evaluation-equivalents
+        "reference_solver": {"cpu": f"{args.solver} on cpu"}.get(args.reference, args.reference),
+        "work": work.get(args.solver),  # iterations (Newton: steps, CG steps), evaluation-equivalents
+        "reference_work": work.get(args.reference),
         "problem": {
             "labeled": int(len(y)), "features": int(x.shape[1]), "classes": 100, "pool": int(len(pool)),
             "labeled_ir": round(imbalance_ratio(np.bincount(y, minlength=100)), 3),

@@ -19,16 +19,15 @@ from alimb.schemes.linear_svm import balanced_class_weights, fit_ovr_squared_hin
 
 
 class TorchSolver:
-    """All classes at once, full-batch L-BFGS in torch (GPU when present), warm-started from the previous fit."""
+    """All classes at once in torch (GPU when present) by L-BFGS, each class with its own history and step, warm-
+    started from the previous fit; records its work (iterations, evaluation-equivalents) in `info`."""
 
     def __init__(self, tol: float, max_iter: int, warm_start: bool, device: str):
         self.tol, self.max_iter, self.warm_start, self.device = tol, max_iter, warm_start, resolve_device(device)
         self._w: torch.Tensor | None = None  # (d+1, K): the last solution, the next fit's start
-        self.info: dict | None = None  # what the last fit reports of its work (None: not counted)
+        self.info: dict | None = None  # what the last fit reports of its work
 
-    @staticmethod
-    def minimise(*args) -> tuple[torch.Tensor, dict | None]:
-        return fit_ovr_squared_hinge(*args), None
+    minimise = staticmethod(fit_ovr_squared_hinge)
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int, C: float, weights: np.ndarray) -> np.ndarray:
         """(d+1, K) hyperplanes, the intercepts in the last row."""
@@ -107,8 +106,8 @@ class LinearSVMScheme:
         class_weight: Annotated[Optional[Literal["balanced"]], Doc(
             "balanced: n_labeled / (n_classes * n_c), as scikit-learn's (CS-SVM); null: none")] = None,
         solver: Annotated[Literal["auto", "newton", "lbfgs", "liblinear"], Doc(
-            "newton (truncated Newton) or lbfgs, all classes at once in torch; auto: newton on L2-normalised features "
-            "(the default features.normalize), lbfgs on others (BENCHMARKS.md); liblinear: LinearSVC, for "
+            "lbfgs or newton (truncated Newton), all classes at once in torch; auto: lbfgs, the faster on "
+            "L2-normalised and on raw features (BENCHMARKS.md), or what a resumed run used; liblinear: LinearSVC, for "
             "cross-checks")] = "auto",
         tol: Annotated[PositiveNumber, Doc("gradient norm relative to its value at w=0; matches liblinear's "
                                            "objective within 1e-4")] = 3e-6,
@@ -133,12 +132,9 @@ class LinearSVMScheme:
         return self._solver
 
     def _solver_for(self, x: np.ndarray):
-        """`auto`: Newton on rows of norm <= 1 (L2-normalised features, runs' default: a few Newton steps), L-BFGS
-        otherwise (raw features, nearly separable: Newton's Hessians are ill-conditioned there; BENCHMARKS.md)."""
-        if self._solver is not None:
-            return self._solver
-        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-        return self._use("newton" if norms.size == 0 or norms.max() <= 1.001 else "lbfgs")
+        """`auto`: L-BFGS, unless a resumed run's state named the solver it chose (earlier versions chose Newton on
+        L2-normalised features), so that it goes on exactly."""
+        return self._solver if self._solver is not None else self._use("lbfgs")
 
     def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator | None = None) -> dict:
         """Train on the labeled samples' features (n, d) and labels y: (n,); deterministic (rng unused)."""
