@@ -163,36 +163,51 @@ def test_solvers_count_their_work_as_the_columns_of_their_products(fit):
     assert (ours - theirs) / theirs <= 1e-5
 
 
-def test_the_solvers_work_reaches_the_record(make_cfg, tmp_path):
-    """Each record carries the fit's own count: at least the first margins and gradient (one evaluation), and at
-    most one evaluation per L-BFGS iteration beyond them."""
+@pytest.mark.parametrize("solver", ["lbfgs", "newton"])
+def test_the_solvers_work_reaches_the_record(make_cfg, tmp_path, solver):
+    """Each record carries the fit's own count: more than the first margins and gradient (one evaluation); L-BFGS at
+    most one evaluation per iteration beyond them, Newton at least one CG step per Newton step."""
     from alimb.loop import run_experiment
     from tests.conftest import SMALL
 
-    records = run_experiment(make_cfg(*SMALL, "al.iterations=3"), tmp_path)
+    records = run_experiment(make_cfg(*SMALL, "al.iterations=3", f"scheme.solver={solver}"), tmp_path)
     assert len(records) == 3
     for r in records:
-        assert 1 < r.train_info["evaluations"] <= 1 + r.train_info["iterations"] + 0.5
+        info = r.train_info
+        assert info["evaluations"] > 1
+        if solver == "lbfgs":
+            assert info["evaluations"] <= 1 + info["iterations"] + 0.5
+        else:
+            assert 1 <= info["newton_steps"] <= info["cg_steps"]
 
 
-def test_auto_takes_lbfgs_and_a_resume_keeps_the_solver_its_run_chose():
-    x, y = blobs()
+def test_auto_takes_newton_on_small_fits_and_lbfgs_on_large_ones_and_a_resume_makes_the_same_choices(monkeypatch):
+    from alimb.schemes.svm import AutoSolver
+
+    x, y = blobs()  # 300 x 10, 5 classes: 300 * 11 * 5 = 16 500 multiply-adds per product
+    monkeypatch.setattr(AutoSolver, "SIZE", 16_500)
     scheme = LinearSVMScheme(class_weight="balanced", device="cpu")
-    scheme.fit_arrays(x, y, 5)
+    assert "newton_steps" in scheme.fit_arrays(x[:299], y[:299], 5)  # one row short of SIZE
     state = scheme.state_dict()
-    assert str(state["solver"]) == "lbfgs"
+    assert "iterations" in scheme.fit_arrays(x, y, 5) and "newton_steps" not in scheme._solver.info
     resumed = LinearSVMScheme(class_weight="balanced", device="cpu")
     resumed.load_state_dict(state)
+    assert "iterations" in resumed.fit_arrays(x, y, 5)
     np.testing.assert_array_equal(resumed.scores(x), scheme.scores(x))
-    # a run that an earlier version started with auto on L2 features chose Newton: it goes on with Newton
+
+
+def test_a_resume_of_a_run_whose_state_names_its_solver_goes_on_with_it():
+    """Earlier versions' auto chose one solver per run and saved its name (Newton on L2-normalised features)."""
+    x, y = blobs()
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     newton_run = LinearSVMScheme(class_weight="balanced", solver="newton", device="cpu")
-    newton_run.fit_arrays(unit, y, 5)
-    old_state = {**newton_run.state_dict(), "solver": np.array("newton")}
+    newton_run.fit_arrays(unit[:200], y[:200], 5)
     resumed = LinearSVMScheme(class_weight="balanced", device="cpu")
-    resumed.load_state_dict(old_state)
+    resumed.load_state_dict({**newton_run.state_dict(), "solver": np.array("newton")})
+    newton_run.fit_arrays(unit, y, 5)
     resumed.fit_arrays(unit, y, 5)
-    assert resumed._solver.name == "newton" and "newton_steps" in resumed._solver.info
+    assert "newton_steps" in resumed._solver.info
+    np.testing.assert_array_equal(resumed.scores(unit), newton_run.scores(unit))
 
 
 def test_line_search_finds_each_classes_exact_minimiser_along_its_direction():

@@ -57,6 +57,20 @@ class NewtonSolver(TorchSolver):
     minimise = staticmethod(fit_ovr_squared_hinge_newton)
 
 
+class AutoSolver(TorchSolver):
+    """Fit by fit, L-BFGS on problems of at least SIZE multiply-adds per product with X (n (d+1) K) and Newton on
+    smaller ones. L-BFGS needs fewer evaluations, but more, smaller steps, each a few dozen torch operations whose
+    fixed cost dominates a small problem: measured on CPU (BENCHMARKS.md), Newton is faster up to ~5-13 M
+    (digits: <= 0.3 M), L-BFGS from ~8-30 M (the paper-size run: 26-410 M). The choice is a function of the fit's
+    size, so a resumed run makes the same ones."""
+
+    SIZE = 2 ** 24
+
+    def minimise(self, x, y, n_classes, *args):
+        large = len(x) * (x.shape[1] + 1) * n_classes >= self.SIZE
+        return (fit_ovr_squared_hinge if large else fit_ovr_squared_hinge_newton)(x, y, n_classes, *args)
+
+
 class LiblinearSolver:
     """scikit-learn's LinearSVC, for cross-checks; classes absent from y score below every other."""
 
@@ -92,7 +106,7 @@ class LiblinearSolver:
         self._absent = state.get("absent")
 
 
-SOLVERS = {"newton": NewtonSolver, "lbfgs": TorchSolver, "liblinear": LiblinearSolver}
+SOLVERS = {"auto": AutoSolver, "newton": NewtonSolver, "lbfgs": TorchSolver, "liblinear": LiblinearSolver}
 
 
 class LinearSVMScheme:
@@ -106,8 +120,8 @@ class LinearSVMScheme:
         class_weight: Annotated[Optional[Literal["balanced"]], Doc(
             "balanced: n_labeled / (n_classes * n_c), as scikit-learn's (CS-SVM); null: none")] = None,
         solver: Annotated[Literal["auto", "newton", "lbfgs", "liblinear"], Doc(
-            "lbfgs or newton (truncated Newton), all classes at once in torch; auto: lbfgs, the faster on "
-            "L2-normalised and on raw features (BENCHMARKS.md), or what a resumed run used; liblinear: LinearSVC, for "
+            "lbfgs or newton (truncated Newton), all classes at once in torch; auto: lbfgs on large problems, newton "
+            "on small ones, whichever is faster at the fit's size (BENCHMARKS.md); liblinear: LinearSVC, for "
             "cross-checks")] = "auto",
         tol: Annotated[PositiveNumber, Doc("gradient norm relative to its value at w=0; matches liblinear's "
                                            "objective within 1e-4")] = 3e-6,
@@ -117,24 +131,13 @@ class LinearSVMScheme:
     ):
         self.C, self.class_weight, self.solver = C, class_weight, solver
         self._options = (tol, max_iter, warm_start, device)
-        self._solver = None if solver == "auto" else SOLVERS[solver](*self._options)
+        self._solver = SOLVERS[solver](*self._options)
         self.coef: np.ndarray | None = None  # (d, K)
         self.intercept: np.ndarray | None = None  # (K,)
 
     @property
     def device(self) -> torch.device:
         return resolve_device(self._options[3])
-
-    def _use(self, name: str):
-        if self._solver is None:
-            self._solver = SOLVERS[name](*self._options)
-            self._solver.name = name
-        return self._solver
-
-    def _solver_for(self, x: np.ndarray):
-        """`auto`: L-BFGS, unless a resumed run's state named the solver it chose (earlier versions chose Newton on
-        L2-normalised features), so that it goes on exactly."""
-        return self._solver if self._solver is not None else self._use("lbfgs")
 
     def fit(self, inputs: Inputs, y: np.ndarray, n_classes: int, rng: np.random.Generator | None = None) -> dict:
         """Train on the labeled samples' features (n, d) and labels y: (n,); deterministic (rng unused)."""
@@ -144,24 +147,21 @@ class LinearSVMScheme:
     def fit_arrays(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> dict | None:
         """Train on (n, d) features; returns what the solver reports of its work (None: nothing)."""
         weights = balanced_class_weights(y, n_classes) if self.class_weight == "balanced" else np.ones(n_classes)
-        solver = self._solver_for(x)
-        w = solver.fit(x, y, n_classes, self.C, weights)
+        w = self._solver.fit(x, y, n_classes, self.C, weights)
         self.coef, self.intercept = w[:-1], w[-1]
-        return getattr(solver, "info", None)
+        return getattr(self._solver, "info", None)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """What a resumed run needs to continue exactly: the solution and the solver's own state (warm start)."""
         if self.coef is None:
             return {}
-        chosen = {"solver": np.array(self._solver.name)} if self.solver == "auto" else {}
-        return {"coef": self.coef, "intercept": self.intercept, **chosen, **self._solver.state_dict()}
+        return {"coef": self.coef, "intercept": self.intercept, **self._solver.state_dict()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.coef, self.intercept = state.get("coef"), state.get("intercept")
-        if "solver" in state:
-            self._use(str(state["solver"]))
-        if self._solver is not None:
-            self._solver.load_state_dict(state)
+        if "solver" in state:  # earlier versions' auto chose a solver once and saved it: a resume goes on with it
+            self._solver = SOLVERS[str(state["solver"])](*self._options)
+        self._solver.load_state_dict(state)
 
     def score(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         """(decision values (n, K), F_g itself: the SVM works in the backbone's feature space)."""
