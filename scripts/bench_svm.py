@@ -10,6 +10,10 @@ default (none) is the raw Gaussian features, a harder, nearly separable problem.
 
     .venv/bin/python scripts/bench_svm.py [--solver lbfgs|newton] [--normalize none|l2] [--threads 2]
                                           [--device cuda --reference cpu|newton|lbfgs|liblinear]
+    .venv/bin/python scripts/bench_svm.py --crossover [--device cuda]
+
+`--crossover` times both torch solvers (best of 3 cold fits, L2-normalised Gaussian classes) over problem sizes
+from digits' to the paper's: where `solver=auto` switches from Newton to L-BFGS (`AutoSolver.SIZE`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from alimb.data.synthetic import make_synthetic
 from alimb.metrics import evaluate
 from alimb.pool import imbalance_ratio, minority_classes
 from alimb.schemes.linear_svm import balanced_class_weights, svm_objective
-from alimb.schemes.svm import LinearSVMScheme
+from alimb.schemes.svm import AutoSolver, LinearSVMScheme
 
 
 def main() -> None:
@@ -42,8 +46,13 @@ def main() -> None:
                              "newton, lbfgs: that alimb solver on --device")
     parser.add_argument("--solver", choices=("lbfgs", "newton"), default="lbfgs", help="lbfgs: what runs use")
     parser.add_argument("--normalize", choices=("none", "l2"), default="none")
+    parser.add_argument("--crossover", action="store_true", help="both solvers over problem sizes (see above)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.crossover:
+        print(json.dumps({"machine": describe_machine(), "device": args.device, "threads": args.threads,
+                          "auto_switches_at": AutoSolver.SIZE, "sizes": crossover(args.device)}, indent=2))
+        return
 
     data = make_synthetic(n_classes=100, n_per_class=500, test_per_class=100, dim=512, separation=args.separation)
     if args.normalize == "l2":
@@ -108,6 +117,32 @@ def main() -> None:
         "speedup": result_ref["seconds"] / result_ours["seconds"],
     }
     print(json.dumps(report, indent=2))
+
+
+def crossover(device: str) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for n, d, k in [(400, 64, 10), (2000, 64, 10), (8000, 64, 10), (2000, 384, 10), (1000, 128, 100), (500, 512, 100),
+                    (8000, 384, 10), (1000, 512, 100), (4000, 128, 100), (2000, 512, 100), (8000, 512, 100)]:
+        y = rng.integers(0, k, n)
+        x = rng.normal(size=(n, d)) + 1.5 * rng.normal(size=(k, d))[y]
+        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        weights = balanced_class_weights(y, k)
+        seconds = {}
+        for solver in ("newton", "lbfgs"):
+            scheme = LinearSVMScheme(class_weight="balanced", device=device, solver=solver, warm_start=False)
+            scheme.fit_arrays(x, y, k)  # warm-up
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                scheme.fit_arrays(x, y, k)
+                times.append(time.perf_counter() - t0)
+            seconds[solver] = min(times)
+        rows.append({"n": n, "d": d, "classes": k, "multiply_adds_per_product": n * (d + 1) * k,
+                     "newton_ms": round(1000 * seconds["newton"], 1), "lbfgs_ms": round(1000 * seconds["lbfgs"], 1),
+                     "lbfgs_over_newton": round(seconds["lbfgs"] / seconds["newton"], 2)})
+        print(rows[-1], flush=True)
+    return rows
 
 
 if __name__ == "__main__":
