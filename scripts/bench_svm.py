@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -47,11 +48,12 @@ def main() -> None:
     parser.add_argument("--solver", choices=("lbfgs", "newton"), default="lbfgs", help="lbfgs: what runs use")
     parser.add_argument("--normalize", choices=("none", "l2"), default="none")
     parser.add_argument("--crossover", action="store_true", help="both solvers over problem sizes (see above)")
+    parser.add_argument("--quick", action="store_true", help="with --crossover: its two smallest sizes (a smoke test)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.crossover:
         print(json.dumps({"machine": describe_machine(), "device": args.device, "threads": args.threads,
-                          "auto_switches_at": AutoSolver.SIZE, "sizes": crossover(args.device)}, indent=2))
+                          "auto_switches_at": AutoSolver.SIZE, "sizes": crossover(args.device, args.quick)}, indent=2))
         return
 
     data = make_synthetic(n_classes=100, n_per_class=500, test_per_class=100, dim=512, separation=args.separation)
@@ -119,11 +121,12 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def crossover(device: str) -> list[dict]:
+def crossover(device: str, quick: bool) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
-    for n, d, k in [(400, 64, 10), (2000, 64, 10), (8000, 64, 10), (2000, 384, 10), (1000, 128, 100), (500, 512, 100),
-                    (8000, 384, 10), (1000, 512, 100), (4000, 128, 100), (2000, 512, 100), (8000, 512, 100)]:
+    sizes = [(400, 64, 10), (2000, 64, 10), (8000, 64, 10), (2000, 384, 10), (1000, 128, 100), (500, 512, 100),
+             (8000, 384, 10), (1000, 512, 100), (4000, 128, 100), (2000, 512, 100), (8000, 512, 100)]
+    for n, d, k in sizes[:2] if quick else sizes:
         y = rng.integers(0, k, n)
         x = rng.normal(size=(n, d)) + 1.5 * rng.normal(size=(k, d))[y]
         x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
@@ -141,7 +144,7 @@ def crossover(device: str) -> list[dict]:
         rows.append({"n": n, "d": d, "classes": k, "multiply_adds_per_product": n * (d + 1) * k,
                      "newton_ms": round(1000 * seconds["newton"], 1), "lbfgs_ms": round(1000 * seconds["lbfgs"], 1),
                      "lbfgs_over_newton": round(seconds["lbfgs"] / seconds["newton"], 2)})
-        print(rows[-1], flush=True)
+        print(rows[-1], file=sys.stderr, flush=True)  # progress; the report is stdout's JSON
     return rows
 
 

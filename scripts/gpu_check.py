@@ -297,8 +297,11 @@ def main() -> None:
 
         def svm():
             report = bench(out, "bench_svm.py", "--device", device, "--reference", "cpu", *(["--labeled", "1000"] if q else []))
+            # where Newton and L-BFGS cross on this device: solver=auto's SIZE was measured on a CPU
+            sizes = bench(out, "bench_svm.py", "--crossover", "--device", device, *(["--quick"] if q else []))["sizes"]
             return {"speedup_vs_cpu": report["speedup"], "objective_relative_gap": report["objective_relative_gap"],
-                    "report": report}
+                    "lbfgs_over_newton_by_size": {r["multiply_adds_per_product"]: r["lbfgs_over_newton"] for r in sizes},
+                    "report": {**report, "crossover": sizes}}
 
         for name, fn in (("features", features), ("finetune", finetune), ("coreset", acquisition), ("cs_svm", svm)):
             check(name, fn, section="benchmarks")
