@@ -196,8 +196,12 @@ def test_auto_takes_newton_on_small_fits_and_lbfgs_on_large_ones_and_a_resume_ma
     np.testing.assert_array_equal(resumed.scores(x), scheme.scores(x))
 
 
-def test_a_resume_of_a_run_whose_state_names_its_solver_goes_on_with_it():
-    """Earlier versions' auto chose one solver per run and saved its name (Newton on L2-normalised features)."""
+def test_a_resume_of_a_run_whose_state_names_its_solver_goes_on_with_it(monkeypatch):
+    """Earlier versions' auto chose one solver per run and saved its name (Newton on L2-normalised features); auto
+    here would take L-BFGS at this size (SIZE lowered), so only the saved name can make it Newton."""
+    from alimb.schemes.svm import AutoSolver
+
+    monkeypatch.setattr(AutoSolver, "SIZE", 1)
     x, y = blobs()
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     newton_run = LinearSVMScheme(class_weight="balanced", solver="newton", device="cpu")
