@@ -314,9 +314,9 @@ def fit_ovr_squared_hinge(
     max_iter: int = 2000,
     memory: int = 10,
 ) -> tuple[torch.Tensor, dict]:
-    """The objective above by L-BFGS, per class (its own history and exact step), every class at once; stops as
-    `_Problem` says or after `max_iter` iterations. An iteration is one evaluation for the classes at work (X p
-    for the line search, X^T r for the gradient).
+    """The objective above by L-BFGS, per class (its own history, and its own step to the minimiser along its
+    direction), every class at once; stops as `_Problem` says or after `max_iter` iterations. An iteration is one
+    evaluation for the classes at work (X p for the line search, X^T r for the gradient).
 
     Returns (w (d+1, K), the last row the biases; info = {"iterations", "evaluations"}): evaluations is the work in
     objective-and-gradient equivalents, a product with X over k of the K classes counting k / (2K).

@@ -51,8 +51,9 @@ class TorchSolver:
 
 
 class NewtonSolver(TorchSolver):
-    """All classes at once by a truncated Newton method (CG on the generalised Hessian, exact line search), warm-
-    started; records its work (Newton steps, CG steps, evaluation-equivalents) in `info`."""
+    """All classes at once by a truncated Newton method (CG on the generalised Hessian, a line search to the
+    minimiser along each step), warm-started; records its work (Newton steps, CG steps, evaluation-equivalents) in
+    `info`."""
 
     minimise = staticmethod(fit_ovr_squared_hinge_newton)
 
