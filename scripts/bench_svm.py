@@ -3,13 +3,15 @@
 Paper-size final iteration: a CIFAR-100-like pool (100 classes x 500, made imbalanced to Table I's
 17168 samples at ir 0.74), 8000 of it labeled at random, 512-d features; both solvers train on
 the labeled set and score the whole pool. Reports the objective gap, accuracy and the speed-up.
-`--reference cpu` compares the torch solver on `--device` with the same solver on the CPU instead
-(the GPU check: CS-SVM on CUDA vs CPU); `--reference newton` or `lbfgs` with that alimb solver (like for like).
+`--reference liblinear-dual` takes `LinearSVC(dual=True)` (liblinear's dual coordinate descent; `LinearSVC`'s
+default, `dual='auto'`, takes liblinear's primal Newton solver here, as n > d). `--reference cpu` compares the
+torch solver on `--device` with the same solver on the CPU instead (the GPU check: CS-SVM on CUDA vs CPU);
+`--reference newton` or `lbfgs` with that alimb solver (like for like).
 `--normalize l2` trains on L2-normalised features, as runs do by default (`features.normalize=l2`); the
 default (none) is the raw Gaussian features, a harder, nearly separable problem.
 
     .venv/bin/python scripts/bench_svm.py [--solver lbfgs|newton] [--normalize none|l2] [--threads 2]
-                                          [--device cuda --reference cpu|newton|lbfgs|liblinear]
+                                          [--device cuda --reference cpu|newton|lbfgs|liblinear|liblinear-dual]
     .venv/bin/python scripts/bench_svm.py --crossover [--device cuda]
 
 `--crossover` times both torch solvers (best of 3 cold fits, L2-normalised Gaussian classes) over problem sizes
@@ -42,9 +44,9 @@ def main() -> None:
     parser.add_argument("--labeled", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--reference", choices=("liblinear", "cpu", "newton", "lbfgs"), default="liblinear",
-                        help="liblinear: scikit-learn's LinearSVC; cpu: the same torch solver on the CPU; "
-                             "newton, lbfgs: that alimb solver on --device")
+    parser.add_argument("--reference", choices=("liblinear", "liblinear-dual", "cpu", "newton", "lbfgs"),
+                        default="liblinear", help="liblinear: scikit-learn's LinearSVC (its default solver; -dual: "
+                        "dual=True); cpu: the same torch solver on the CPU; newton, lbfgs: that alimb solver on --device")
     parser.add_argument("--solver", choices=("lbfgs", "newton"), default="lbfgs", help="lbfgs: what runs use")
     parser.add_argument("--normalize", choices=("none", "l2"), default="none")
     parser.add_argument("--crossover", action="store_true", help="both solvers over problem sizes (see above)")
@@ -92,12 +94,16 @@ def main() -> None:
 
         return fit_and_score
 
-    def liblinear():
-        svc = LinearSVC(C=1.0, class_weight="balanced").fit(x, y)
-        return svc.coef_, svc.intercept_, svc.decision_function(x_pool)
+    def liblinear(dual="auto"):
+        def fit_and_score():
+            svc = LinearSVC(C=1.0, class_weight="balanced", dual=dual).fit(x, y)
+            work[args.reference] = {"iterations": int(svc.n_iter_), "max_iter": svc.max_iter}  # equal: not converged
+            return svc.coef_, svc.intercept_, svc.decision_function(x_pool)
+
+        return fit_and_score
 
     ours = torch_solver(args.device, args.solver)
-    reference = {"liblinear": liblinear, "cpu": torch_solver("cpu", args.solver),
+    reference = {"liblinear": liblinear(), "liblinear-dual": liblinear(True), "cpu": torch_solver("cpu", args.solver),
                  "newton": torch_solver(args.device, "newton"), "lbfgs": torch_solver(args.device, "lbfgs")}[args.reference]
     ours()  # warm-up: first-call costs of torch (thread pools, allocator), not the solver
     result_ours, result_ref = run(ours), run(reference)
