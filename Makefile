@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.alimb-installed
 
-.PHONY: install run test test-slurm bench clean gpu-check gpu-wheels
+.PHONY: install run test test-slurm clean gpu-check gpu-wheels
 
 install: $(STAMP)
 
