@@ -94,17 +94,18 @@ def main() -> None:
 
         return fit_and_score
 
-    def liblinear(dual="auto"):
+    def liblinear(name, dual):
         def fit_and_score():
             svc = LinearSVC(C=1.0, class_weight="balanced", dual=dual).fit(x, y)
-            work[args.reference] = {"iterations": int(svc.n_iter_), "max_iter": svc.max_iter}  # equal: not converged
+            work[name] = {"iterations": int(svc.n_iter_), "max_iter": svc.max_iter}  # equal: not converged
             return svc.coef_, svc.intercept_, svc.decision_function(x_pool)
 
         return fit_and_score
 
     ours = torch_solver(args.device, args.solver)
-    reference = {"liblinear": liblinear(), "liblinear-dual": liblinear(True), "cpu": torch_solver("cpu", args.solver),
-                 "newton": torch_solver(args.device, "newton"), "lbfgs": torch_solver(args.device, "lbfgs")}[args.reference]
+    reference = {"liblinear": liblinear("liblinear", "auto"), "liblinear-dual": liblinear("liblinear-dual", True),
+                 "cpu": torch_solver("cpu", args.solver), "newton": torch_solver(args.device, "newton"),
+                 "lbfgs": torch_solver(args.device, "lbfgs")}[args.reference]
     ours()  # warm-up: first-call costs of torch (thread pools, allocator), not the solver
     result_ours, result_ref = run(ours), run(reference)
     report = {
