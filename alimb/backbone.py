@@ -1,14 +1,17 @@
 """Feature extractors M_g: a torchvision model pretrained on ImageNet (penultimate layer), a timm model (DINOv2,
-CLIP, ResNet-50: its pooled embedding), or raw pixels. Each has `build()`, `preprocess()`, `cache_name`,
-`resolution`, and for fine tuning `feature_dim` (after build) and the normalisation it expects (`mean`, `std`)."""
+CLIP, ResNet-50: its pooled embedding), or raw pixels. Each keeps the `Backbone` protocol; a class may also declare
+`check(options)`, which validation calls before any work (names known to the library, a weights file that loads)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
+import struct
+import zipfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +19,75 @@ from pydantic import AfterValidator, Field
 
 from alimb.devices import resolve_device
 from alimb.errors import UserError
-from alimb.options import Count, Device, Doc, Positive
+from alimb.options import PRESENTATION, Count, Device, Doc, Positive
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """What feature extraction (alimb.features) and fine tuning ask of M_g."""
+
+    resolution: int  # images are resized to this
+    batch_size: int  # images per batch when extracting features
+    num_workers: int  # decoding processes
+    device: torch.device
+    mean: tuple  # the normalisation fine tuning applies (the weights' own)
+    std: tuple
+
+    @property
+    def cache_name(self) -> str:
+        """Names the features in the cache: model, weights (a file by its content) and resolution."""
+
+    def build(self) -> torch.nn.Module:
+        """The model, its classifier dropped, in eval mode on `device`; sets `feature_dim`."""
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, 3) -> (B, 3, resolution, resolution) as the model takes it, on `device`."""
+
+
+def check_weights_file(path: str | None) -> None:
+    """Refuse, in one line naming the file, a weights file that cannot be a state dict: not a zip archive (torch's
+    .pth) nor a safetensors file with a readable header, or one cut short. Reads the header only."""
+    if path is None:
+        return
+    file = Path(path).expanduser()
+    fix = "download it again, or set backbone.weights_path to the right file"
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as f:
+            head = f.read(8)
+            if zipfile.is_zipfile(file):
+                with zipfile.ZipFile(file) as archive:
+                    bad = archive.testzip()  # CRCs of every member: a truncated or damaged archive
+                if bad is not None:
+                    raise ValueError(f"member {bad} is damaged")
+                return
+            if len(head) == 8:
+                (length,) = struct.unpack("<Q", head)
+                if 0 < length <= size - 8:
+                    header = json.loads(f.read(length))
+                    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+                    if 8 + length + end > size:
+                        raise ValueError(f"it holds {size} bytes, its header promises {8 + length + end}")
+                    return
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise UserError(f"backbone weights {file} cannot be read ({str(err).splitlines()[0] or type(err).__name__}); "
+                        f"{fix}") from None
+    raise UserError(f"backbone weights {file} are neither a PyTorch state dict (.pth) nor a safetensors file; {fix}")
+
+
+def _loading(what: str, path: Path):
+    """Turns an error loading weights (a wrong architecture's file, a damaged one) into one line naming the file."""
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except (RuntimeError, ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as err:
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise UserError(f"backbone weights {path} do not load into {what} ({reason}); set backbone.weights_path "
+                            "to that model's weights file") from None
+
+    return guard()
 
 
 def _a_file(value: str | None) -> str | None:
@@ -31,7 +102,7 @@ WeightsPath = Annotated[Optional[str], AfterValidator(_a_file), Doc(
     "a local file of the weights, for offline machines (overrides the download)")]
 Resolution = Annotated[int, Field(ge=8), Doc("images are resized to this (the resolution the weights expect)")]
 BatchSize = Annotated[Positive, Doc("images per batch when extracting features")]
-NumWorkers = Annotated[Count, Doc("image decoding processes")]
+NumWorkers = Annotated[Count, PRESENTATION, Doc("image decoding processes")]
 InitSeed = Annotated[Count, Doc("the initialisation when weights is null")]
 
 log = logging.getLogger(__name__)
@@ -42,6 +113,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class TorchvisionBackbone:
     """A torchvision classifier without its last layer; images resized to `resolution`, ImageNet-normalised."""
+
+    @staticmethod
+    def check(options: dict) -> None:
+        """A model and weights name torchvision knows (offline), and a weights file that can be read."""
+        import torchvision
+
+        arch, weights = options["arch"], options["weights"]
+        if arch not in torchvision.models.list_models():
+            raise UserError(f"config key backbone.arch={arch!r} is invalid: not a torchvision model (e.g. resnet18, "
+                            "resnet50)")
+        if weights is not None:
+            known = list(torchvision.models.get_model_weights(arch).__members__)
+            if weights not in known:
+                raise UserError(f"config key backbone.weights={weights!r} is invalid: {arch} has {', '.join(known)} "
+                                "(or null)")
+        check_weights_file(options.get("weights_path"))
 
     def __init__(
         self,
@@ -76,7 +163,8 @@ class TorchvisionBackbone:
             path = Path(self.weights_path).expanduser()
             if not path.is_file():
                 raise UserError(f"backbone weights not found: {path}; set backbone.weights_path to a .pth state dict")
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            with _loading(self.arch, path):
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         elif self.weights:
             weights = torchvision.models.get_model_weights(self.arch)[self.weights]
             try:
@@ -152,6 +240,21 @@ class TimmBackbone:
     or read from its cache); `weights_path` a local file of those weights (.safetensors or .bin/.pth as the hub
     has it), loaded through timm's own filter (DINOv2's position embeddings resampled to `resolution`)."""
 
+    @staticmethod
+    def check(options: dict) -> None:
+        """A model and pretrained tag timm knows (offline), and a weights file that can be read."""
+        import timm
+
+        model, weights = options["model"], options["weights"]
+        if model not in timm.list_models():
+            raise UserError(f"config key backbone.model={model!r} is invalid: not a timm model (e.g. "
+                            "vit_small_patch14_dinov2)")
+        if weights is not None and f"{model}.{weights}" not in timm.list_pretrained(model):
+            known = [name.split(".", 1)[1] for name in timm.list_pretrained(model) if "." in name]
+            raise UserError(f"config key backbone.weights={weights!r} is invalid: timm has {model} with "
+                            f"{', '.join(known) or 'no pretrained weights'} (or null)")
+        check_weights_file(options.get("weights_path"))
+
     def __init__(
         self,
         model: Annotated[str, Doc("timm's model name")],
@@ -210,8 +313,9 @@ class TimmBackbone:
                 if not path.is_file():
                     raise UserError(f"backbone weights not found: {path}; set backbone.weights_path to the "
                                     f"{self.name} weights file")
-                model = timm.create_model(self.name, pretrained=True, pretrained_cfg_overlay={"file": str(path)},
-                                          **kwargs)
+                with _loading(self.name, path):
+                    model = timm.create_model(self.name, pretrained=True, pretrained_cfg_overlay={"file": str(path)},
+                                              **kwargs)
             elif self.weights:
                 try:
                     with _hub_cache_only(not _hub_resolves()):

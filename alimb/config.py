@@ -1,4 +1,10 @@
-"""Building objects from the config groups."""
+"""Building objects from the config groups, and the parts chosen by name inside them.
+
+A part (an option declared with `alimb.options.Part`: the MCS family's `within`, the bandit's arms, a scheme's
+backbone, the switch's schemes) is a node of another group. Chosen by name on the command line
+(`acquisition.within=coreset`), it is replaced by that option's config, filled with its declared options
+(`expand_parts`), and an AF that selects over the whole pool is refused where a part narrows the candidates.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from alimb.declarations import parts, target_callable
 from alimb.errors import UserError
-from alimb.options import target_callable
 
 
 def _without_names(spec: Any) -> Any:
@@ -34,33 +40,22 @@ def build(node: DictConfig, drop: tuple[str, ...] = ("name",), **kwargs: Any) ->
         raise
 
 
-def _af_slots(target: str) -> dict[str, str]:
-    """{parameter: 'one' | 'many'} of a target's parameters that take AFs (`AF`, `dict[str, AF]`)."""
-    import typing
-
-    from alimb.acquisition.base import AF
-
+def _parts_of(target: Any) -> dict:
     try:
-        hints = typing.get_type_hints(target_callable(target))
-    except Exception:  # noqa: BLE001 - a user's target we cannot inspect: nothing to expand
+        return parts(target_callable(target)) if isinstance(target, str) else {}
+    except Exception:  # noqa: BLE001 - a user's target we cannot inspect (it names nothing: validation says so)
         return {}
-    slots = {}
-    for param, hint in hints.items():
-        if hint == AF:
-            slots[param] = "one"
-        elif typing.get_origin(hint) is dict and typing.get_args(hint)[1:] == (AF,):
-            slots[param] = "many"
-    return slots
 
 
-def _compose_af(name: str) -> dict:
-    """The config of option `name` of the acquisition group, from the running app's search path (or ours)."""
+def compose_option(group: str, name: str) -> dict:
+    """The config of option `name` of `group`, from the running app's search path (a user's --config-dir
+    included), or from alimb's own tree outside an app; filled with its declared options."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     def load() -> dict:
-        node = OmegaConf.to_container(compose(config_name=f"acquisition/{name}"), resolve=False)
-        return node.get("acquisition", node)  # the option's own package: acquisition
+        node = OmegaConf.to_container(compose(config_name=f"{group}/{name}"), resolve=False)
+        return node.get(group, node)  # the option's own package: the group
 
     try:
         if GlobalHydra.instance().is_initialized():
@@ -68,42 +63,46 @@ def _compose_af(name: str) -> dict:
         with initialize_config_module("alimb.conf", version_base="1.3"):
             return load()
     except Exception:  # noqa: BLE001 - Hydra's MissingConfigException and friends
-        raise UserError(f"no acquisition function named {name!r}; choose one of conf/acquisition "
-                        "(alimb --help lists them)") from None
+        raise UserError(f"no {group} option named {name!r}; choose one of conf/{group} "
+                        f"(alimb --help lists them)") from None
 
 
-def expand_af_names(cfg: DictConfig) -> None:
-    """Replace an AF chosen by name where an AF is expected (`acquisition.auxiliary=badge`) by that option's config,
-    and refuse an AF that cannot serve where it was put, before any work."""
+def expand_parts(cfg: DictConfig) -> None:
+    """Replace a part chosen by name (`acquisition.auxiliary=badge`) by that option's config, and refuse a part
+    that cannot serve where it was put, before any work."""
 
     def walk(node: Any, path: str) -> None:
         if not isinstance(node, DictConfig):
             return
-        target = node.get("_target_") if "_target_" in node else None
-        for key, kind in (_af_slots(target) if isinstance(target, str) else {}).items():
-            if key not in node:
+        for key, (part, kind) in _parts_of(node.get("_target_") if "_target_" in node else None).items():
+            if key not in node or node[key] is None:
                 continue
-            children = [(key, node)] if kind == "one" else [(k, node[key]) for k in node[key]]
-            for k, parent in children:
+            slots = [(key, node, f"{path}.{key}")] if kind == "one" else \
+                [(k, node[key], f"{path}.{key}.{k}") for k in node[key]] if isinstance(node[key], DictConfig) else []
+            for k, parent, where in slots:
                 if isinstance(parent[k], str):
-                    parent[k] = OmegaConf.create(_compose_af(parent[k]))
-            if key == "within":
-                _check_within(node[key], f"{path}.{key}")
+                    parent[k] = OmegaConf.create(compose_option(part.group, parent[k]))
+                if part.narrows:
+                    _check_narrowing(parent[k], where)
         for key in list(node.keys()):
-            walk(node[key], f"{path}.{key}" if path else str(key))
+            if key != "hydra":
+                walk(node._get_node(key), f"{path}.{key}" if path else str(key))
 
     with open_dict(cfg):
-        walk(cfg.acquisition, "acquisition")
+        walk(cfg, "")
 
 
-def _check_within(node: Any, path: str) -> None:
+def _check_narrowing(node: Any, path: str) -> None:
+    """An AF that selects over the whole pool cannot choose inside narrowed candidates."""
+    from alimb.acquisition.base import selects_whole_pool
+
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     if not isinstance(target, str):
         return
     try:
         fn = target_callable(target)
     except (ImportError, AttributeError):
-        return  # a target that does not exist: Hydra's instantiate names it
-    if getattr(fn, "whole_pool", False):
+        return  # a target that does not exist: validation names it
+    if selects_whole_pool(fn):
         raise UserError(f"config key {path}={node.get('name', target)} is invalid: it selects over the whole pool "
-                        "and cannot choose inside one class's candidates; choose another AF for it")
+                        "and cannot choose inside a narrowed set of candidates; choose another AF for it")

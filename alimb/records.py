@@ -46,9 +46,14 @@ class Record:
     # evaluations (objective-and-gradient equivalents: the columns of its products with X over 2K);
     # fine tuning on several devices: processes (the ranks that trained)
 
+    @property
+    def classes_discovered(self) -> int:
+        """Classes with at least one label."""
+        return sum(1 for c in self.class_counts if c > 0)
+
     def __getitem__(self, name: str) -> Any:
-        """`record["accuracy"]`, as the JSON line reads (a KeyError for a name that is not a field)."""
-        if name not in FIELDS:
+        """`record["accuracy"]`, as the JSON line reads (a KeyError for a name that is not a field or derived)."""
+        if name not in FIELDS and name not in DERIVED:
             raise KeyError(name)
         return getattr(self, name)
 
@@ -69,6 +74,7 @@ class Record:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Record)}
+DERIVED = ("classes_discovered",)  # scalars computed from the fields (columns of alimb.results too)
 _HINTS = typing.get_type_hints(Record)
 SCALAR_FIELDS = tuple(name for name, hint in _HINTS.items()
                       if all(t in (int, float, str, bool, type(None)) for t in (typing.get_args(hint) or (hint,))))

@@ -23,11 +23,13 @@ import pandas as pd
 
 
 from alimb.errors import UserError
-from alimb.records import SCALAR_FIELDS
-from alimb.state import RunDir, find, identity
+from alimb.identity import AXES as RUN_AXES
+from alimb.identity import axes, identity
+from alimb.records import DERIVED, SCALAR_FIELDS
+from alimb.state import RunDir, find
 
 log = logging.getLogger(__name__)
-AXES = ("name", "dataset", "imbalance", "acquisition", "scheme")  # name: the experiment
+AXES = ("name", *RUN_AXES)  # name: the experiment
 # every scalar field of alimb.records.Record is a column; `scheme` is already one of the axes (the same value)
 SCALARS = tuple(name for name in SCALAR_FIELDS if name not in AXES)
 
@@ -55,7 +57,7 @@ def _read_run(run_dir: RunDir) -> dict | None:
         config = run_dir.config()
         complete = run_dir.is_complete()
         records = run_dir.complete_records() if complete else run_dir.records()
-        axes = [str(config["name"]), *(str(config[g]["name"]) for g in AXES[1:])]
+        run_axes = axes(config)
         int(config["seed"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         log.warning("skipping %s: %s", run_dir, str(err).splitlines()[0] if str(err) else type(err).__name__)
@@ -65,7 +67,7 @@ def _read_run(run_dir: RunDir) -> dict | None:
         return None
     if not records:
         return None
-    return {"dir": run_dir.path, "config": config, "records": records, "complete": complete, "axes": axes}
+    return {"dir": run_dir.path, "config": config, "records": records, "complete": complete, "axes": run_axes}
 
 
 def _variants(runs: list[dict]) -> dict[str, str]:
@@ -91,7 +93,9 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
             if run is None:
                 continue
             run["layout"] = run["config"].get("report")
-            run["config"] = identity(run["config"])  # the figures an experiment declares are not what it ran
+            # what it ran (not how it is named, logged or drawn), within its experiment: the same computation in two
+            # experiments is a run of each
+            run["config"] = {**identity(run["config"]), "name": run["axes"][0]}
             run["identity"] = _digest(run["config"])
             run["fingerprint"] = _digest({k: v for k, v in run["config"].items() if k != "seed"})
             run["setting"] = _digest({k: v for k, v in run["config"].items() if k not in ("seed", "acquisition")})
@@ -106,11 +110,10 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
                     fingerprint=run["fingerprint"], setting=run["setting"], run=str(run["dir"]), complete=run["complete"])
         for record in run["records"]:
             counts = record.class_counts or []
-            rows.append({**base, **{k: getattr(record, k) for k in SCALARS},
-                         "classes_discovered": sum(1 for c in counts if c > 0), "n_classes": len(counts),
+            rows.append({**base, **{k: getattr(record, k) for k in (*SCALARS, *DERIVED)}, "n_classes": len(counts),
                          "fallback": bool((record.acquisition_info or {}).get("fallback")),
                          "class_counts": counts, "per_class_accuracy": record.per_class_accuracy})
-    columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, "classes_discovered", "n_classes",
+    columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, *DERIVED, "n_classes",
                "fallback", "class_counts", "per_class_accuracy"]
     df = pd.DataFrame(rows, columns=columns)
     df.attrs["layouts"] = {run["axes"][0]: run["layout"] for run in runs if run["layout"]}  # experiment -> figures

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from alimb import state
+from alimb.cli import one_line, rewrite_parts
 from alimb.errors import UserError
 from alimb.sweep import JobFailure
 
@@ -34,22 +35,13 @@ log = logging.getLogger("alimb")
 # run, a Slurm job). Frozen, they are left to the exit; freezing stops no other atexit handler (logging's flush,
 # W&B's finish) from running, before or after it.
 atexit.register(gc.freeze)
-NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment variable HYDRA_FULL_ERROR")
-
-
-def one_line(err: BaseException) -> str:
-    """A composition error (unknown key or option, bad override) as one line, without Hydra's noise."""
-    parts = [str(err), str(err.__cause__ or "")]
-    lines = [ln.strip() for part in parts for ln in part.splitlines() if ln.strip() and not ln.strip().startswith(NOISE)]
-    lines = lines[:next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), len(lines))]
-    text = "; ".join(ln.rstrip(".") for ln in dict.fromkeys(lines))  # in order, without repeats
-    return text.replace(":;", ":").replace("Available options in", "available options in")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | JobFailure:
     """Run one experiment in the Hydra output directory; returns the final accuracy (a sweeper's objective)."""
     from alimb.devices import threads_for_this_job
+    from alimb.identity import variant
     from alimb.loop import run_experiment  # after Hydra parsed the command line: `alimb --help` stays fast
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # its GPU/TPU/tips banner at every fit
@@ -61,7 +53,7 @@ def main(cfg: DictConfig) -> float | JobFailure:
     if "dir" in cfg.logger and cfg.logger.dir is None:  # every W&B run of an experiment in one folder: one `wandb sync`
         cfg.logger.dir = str(Path(hydra_cfg.sweep.dir) / "wandb")
     try:
-        return run_experiment(cfg, run_dir)[-1].accuracy
+        return run_experiment(cfg, run_dir, variant(hydra_cfg.overrides.task, cfg))[-1].accuracy
     except KeyboardInterrupt:
         done = state.RunDir(run_dir).completed_iterations()
         print(f"alimb: interrupted after iteration {done} of {cfg.al.iterations}; run the same command to resume",
@@ -87,6 +79,7 @@ def cli() -> None:
     they are reported here in one line, exit 2; HYDRA_FULL_ERROR=1 set by the user keeps the traceback."""
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.argv[1:] = rewrite_parts(sys.argv[1:])
     try:
         main()
     except (HydraException, OmegaConfBaseException) as err:

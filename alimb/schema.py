@@ -17,16 +17,10 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from alimb.data.imbalance import Preset
+from alimb.declarations import Node, model, own_fields, parts, target_callable
 from alimb.errors import UserError
-from alimb.options import Count, Doc, Node, Positive, PositiveNumber, model, own_fields
-
-
-def _devices(value: Any) -> Any:
-    ok = (isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)) or value == "auto" \
-        or (isinstance(value, list) and value and all(isinstance(v, int) and v >= 0 for v in value))
-    if not ok:
-        raise ValueError("Input should be a positive number of devices, -1 (all), auto, or a list of device indices")
-    return value
+from alimb.options import PRESENTATION, Count, Doc, ImageSize, Positive, PositiveNumber
+from alimb.schemes.trainer import Trainer
 
 
 # ---- the nodes that build nothing: their keys are declared here, once (the YAML files choose) ----
@@ -36,26 +30,10 @@ class Dataset(Node):
     per_iteration: Annotated[Positive, Doc("al.per_iteration's default: a size the dataset's pool can afford")]
     paper_imbalance: Annotated[Preset, Doc("the dataset's row of the paper's Table I {target_ir, total}, natural "
                                            "(its own imbalance), or null: imbalance=paper is refused")] = None
-    image_size: Annotated[Optional[Annotated[int, Field(ge=8)]], Doc(
-        "the fine-tuning input size; null: the backbone's resolution")] = None
+    image_size: ImageSize = None
     class_balanced_lam: Annotated[Optional[PositiveNumber], Field(exclude=True), Doc(  # exclude: only where given
         "Class-Balanced AL's lam in its authors' code for this dataset (absent: they give none)")] = None
     loader: Annotated[dict, Doc("builds the dataset (a `_target_` with its options)")]
-
-
-class Trainer(Node):
-    """Lightning Trainer settings for the fine-tuning schemes (conf/trainer/default.yaml)."""
-
-    accelerator: Annotated[Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"], Doc("auto: gpu when present")] = "auto"
-    devices: Annotated[Union[int, str, list], BeforeValidator(_devices), Doc(
-        "devices per run: several train data-parallel inside each fit (ddp_spawn on GPUs, ddp_fork on "
-        "CPUs; the AL loop stays one process)")] = 1
-    strategy: Annotated[str, Doc("Lightning's strategy; auto")] = "auto"
-    precision: Annotated[Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64",
-                                 "16", "bf16"], Doc("bf16-mixed on GPUs that support it (H100, A100)")] = "32-true"
-    enable_progress_bar: Annotated[bool, Doc("Lightning's progress bar while training")] = True
-    deterministic: Annotated[bool, Doc("deterministic CUDA kernels (slower); CPU runs are deterministic "
-                                       "anyway")] = False
 
 
 class Features(Node):
@@ -80,9 +58,9 @@ class Figure(BaseModel):
     @field_validator("metric")
     @classmethod
     def _a_metric(cls, value: str) -> str:
-        from alimb.records import SCALAR_FIELDS
+        from alimb.records import DERIVED, SCALAR_FIELDS
 
-        known = [*SCALAR_FIELDS, "classes_discovered"]
+        known = [*SCALAR_FIELDS, *DERIVED]
         if value not in known:
             raise ValueError(f"not a metric of the records; one of {', '.join(known)}")
         return value
@@ -115,15 +93,17 @@ def _folder(value: str) -> str:
 class Top(Node):
     """The top level (conf/config.yaml); each group is checked by its own model."""
 
-    name: Annotated[str, AfterValidator(_plain_name), Doc(
+    name: Annotated[str, PRESENTATION, AfterValidator(_plain_name), Doc(
         "experiment name: the first level of outputs/, and the W&B group")] = "default"
     seed: Annotated[Count, Doc("AL seed: iteration 0's random set, random AFs, tie-breaks (the pool itself is fixed "
                                "by imbalance.seed)")] = 0
-    data_dir: Annotated[str, AfterValidator(_folder), Doc("where datasets are found or downloaded")] = "data"
-    cache_dir: Annotated[str, AfterValidator(_folder), Doc("extracted features, shared by every run and "
-                                                           "job")] = ".cache/alimb"
-    overwrite: Annotated[bool, Doc("true: replace a run directory that holds a different config (else "
-                                   "refused)")] = False
+    data_dir: Annotated[str, PRESENTATION, AfterValidator(_folder), Doc("where datasets are found or "
+                                                                        "downloaded")] = "data"
+    cache_dir: Annotated[str, PRESENTATION, AfterValidator(_folder), Doc("extracted features, shared by every run "
+                                                                         "and job")] = ".cache/alimb"
+    overwrite: Annotated[bool, PRESENTATION, Doc(
+        "true: run again in a run directory that holds a run (completed or not, this config or another); the old "
+        "one is replaced once the new one starts its first iteration")] = False
     features: Features
     al: AL
     dataset: Dataset
@@ -132,8 +112,8 @@ class Top(Node):
     scheme: Annotated[dict, Doc("scheme=NAME: the training scheme (conf/scheme)")]
     backbone: Annotated[dict, Doc("backbone=NAME: M_g, for image datasets (conf/backbone)")]
     trainer: Trainer
-    logger: Annotated[dict, Doc("logger=NAME: none or wandb (conf/logger)")]
-    report: Annotated[Optional[ReportLayout], Field(exclude=True), Doc(  # exclude: `complete` leaves it out
+    logger: Annotated[dict, PRESENTATION, Doc("logger=NAME: none or wandb (conf/logger)")]
+    report: Annotated[Optional[ReportLayout], PRESENTATION, Field(exclude=True), Doc(  # exclude: `complete` leaves it out
         "how alimb-report draws the experiment (only experiments that declare their figures)")] = None
 
 
@@ -147,7 +127,7 @@ def complete(node: Any, model: type[Node] | None = Top) -> None:
     types as a model too, then every target inside with its declared options (alimb.options)."""
     from omegaconf import DictConfig
 
-    from alimb.options import fill
+    from alimb.declarations import fill
 
     if model is not None and isinstance(node, DictConfig):
         for name, field in own_fields(model).items():
@@ -198,8 +178,6 @@ def _message(err: ValidationError, prefix: str, data: Any) -> str:
 def _model(target: str, key: str) -> type[Node] | None:
     """The model of one of alimb's targets, from its declaration (alimb.options); None for a user's own (built as
     Hydra builds it). A target that names nothing is refused here, in one line, whoever's it is."""
-    from alimb.options import target_callable
-
     try:
         target_callable(target)
     except (ImportError, AttributeError, ValueError) as err:
@@ -226,24 +204,37 @@ def _walk(node: Any, prefix: str) -> None:
             _walk(value, f"{prefix}.{key}" if prefix else key)
 
 
-def validate(cfg: DictConfig) -> None:
-    """UserError naming the first key whose value is missing, of the wrong type or out of range."""
+def validate(cfg: DictConfig, complete: bool = True) -> None:
+    """UserError naming the first key whose value is missing (unless `complete` is false: a listing of the options
+    shows what is left to set), of the wrong type or out of range, or that this machine cannot run."""
     missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
+    if missing and complete:
         raise UserError(f"missing required value: {', '.join(missing)}; set it on the command line, e.g. {missing[0]}=...")
     try:
-        data = OmegaConf.to_container(cfg, resolve=True)
+        data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as err:
         raise UserError(f"the config does not resolve: {str(err).splitlines()[0]}") from None
+    if missing:
+        return  # the types of a config with holes: each value as far as it is set (its own model cannot tell)
     _check(Top, data, "")
     _walk(data, "")
-    # the library names (importing torchvision or timm costs a second or two) only of the backbones that will run:
-    # the dataset's, where it loads images, and those a fine-tuning scheme trains
-    for backbone in ([data["backbone"]] if _loads_images(data["dataset"]) else []) + list(_backbones(data["scheme"])):
-        _check_backbone_names(backbone)
+    # the checks a class declares on itself (`check(options)`: library names, weights files, devices) of the nodes
+    # that will run: the backbone only where the dataset loads images (importing torchvision or timm costs a second
+    # or two), and every node the scheme and the AF build
+    running = {k: v for k, v in data.items() if k != "backbone" or _loads_images(data["dataset"])}
+    _declared_checks(running, "")
     _check_devices(data)
-    if _uses(data["scheme"], "alimb.schemes.finetune.FineTuneScheme"):
-        _check_trainer(data["trainer"])
+
+
+def _declared_checks(node: Any, prefix: str) -> None:
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str) and target.startswith("alimb."):
+            check = getattr(target_callable(target), "check", None)
+            if callable(check):
+                check(node)
+        for key, value in node.items():
+            _declared_checks(value, f"{prefix}.{key}" if prefix else key)
 
 
 def _loads_images(dataset: dict) -> bool:
@@ -251,79 +242,12 @@ def _loads_images(dataset: dict) -> bool:
     ArrayDataset of features, by its return annotation; an unknown loader counts as images."""
     import typing
 
-    from alimb.options import target_callable
     from alimb.data.dataset import ArrayDataset
 
     try:
         return typing.get_type_hints(target_callable(dataset["loader"]["_target_"])).get("return") is not ArrayDataset
     except Exception:  # noqa: BLE001 - a user's loader we cannot inspect: check the backbone as for images
         return True
-
-
-def _backbones(node: Any):
-    """The backbone nodes inside a config subtree."""
-    if isinstance(node, dict):
-        if node.get("_target_") in ("alimb.backbone.TorchvisionBackbone", "alimb.backbone.TimmBackbone"):
-            yield node
-        for value in node.values():
-            yield from _backbones(value)
-
-
-def _uses(node: Any, target: str) -> bool:
-    """Whether a config subtree builds `target` anywhere."""
-    if isinstance(node, dict):
-        return node.get("_target_") == target or any(_uses(v, target) for v in node.values())
-    return False
-
-
-def _check_trainer(trainer: dict) -> None:
-    """An accelerator this machine has and a strategy Lightning knows, before a model is built."""
-    import torch
-    from lightning.pytorch.strategies import StrategyRegistry
-
-    accelerator, strategy = trainer["accelerator"], trainer["strategy"]
-    available = {"gpu": torch.cuda.is_available(), "cuda": torch.cuda.is_available(),
-                 "mps": torch.backends.mps.is_available(), "tpu": False}
-    if not available.get(accelerator, True):
-        raise UserError(f"config key trainer.accelerator={accelerator!r} is invalid: no such device here; use auto or cpu")
-    from alimb.schemes.finetune import IN_FIT_STRATEGIES, lightning_kwargs, several_devices
-
-    if several_devices(trainer["devices"]) and lightning_kwargs(trainer)["strategy"] not in IN_FIT_STRATEGIES:
-        raise UserError(
-            f"trainer.devices={trainer['devices']} trainer.strategy={strategy} is not supported: its ranks re-run the "
-            f"whole command, each a second AL loop; use trainer.strategy=ddp (run as ddp_spawn on GPUs, ddp_fork on CPUs), ddp_spawn or ddp_fork")
-    known = ["auto", *sorted(StrategyRegistry.available_strategies())]
-    if strategy not in known:
-        raise UserError(f"config key trainer.strategy={strategy!r} is invalid: Lightning knows {', '.join(known[:8])}, ...")
-
-
-def _check_backbone_names(backbone: dict) -> None:
-    """A torchvision or timm model and weights name known to the installed library (checked offline)."""
-    if backbone.get("_target_") == "alimb.backbone.TimmBackbone":
-        _check_timm_names(backbone)
-    if backbone.get("_target_") != "alimb.backbone.TorchvisionBackbone":
-        return
-    import torchvision
-
-    arch, weights = backbone["arch"], backbone["weights"]
-    if arch not in torchvision.models.list_models():
-        raise UserError(f"config key backbone.arch={arch!r} is invalid: not a torchvision model (e.g. resnet18, resnet50)")
-    if weights is not None:
-        known = list(torchvision.models.get_model_weights(arch).__members__)
-        if weights not in known:
-            raise UserError(f"config key backbone.weights={weights!r} is invalid: {arch} has {', '.join(known)} (or null)")
-
-
-def _check_timm_names(backbone: dict) -> None:
-    import timm
-
-    model, weights = backbone["model"], backbone["weights"]
-    if model not in timm.list_models():
-        raise UserError(f"config key backbone.model={model!r} is invalid: not a timm model (e.g. vit_small_patch14_dinov2)")
-    if weights is not None and f"{model}.{weights}" not in timm.list_pretrained(model):
-        known = [name.split(".", 1)[1] for name in timm.list_pretrained(model) if "." in name]
-        raise UserError(f"config key backbone.weights={weights!r} is invalid: timm has {model} with "
-                        f"{', '.join(known) or 'no pretrained weights'} (or null)")
 
 
 def _check_devices(node: Any, prefix: str = "") -> None:

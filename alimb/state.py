@@ -3,10 +3,12 @@
 Nothing else spells a file name of a run directory: the loop, `alimb.results`, the report, W&B and the
 sweeper ask a `RunDir`. A run directory holds
 
-- `config.json`: what ran (the resolved config less `NOT_COMPARED`): the run's identity;
+- `config.json`: what ran (the resolved config; its identity, what `alimb.identity` compares, decides whether a later
+  command is the same run);
 - `records.jsonl`: one `Record` per completed iteration (the only copy of the records);
-- `state.npz`: after the last completed iteration, the labeled rounds, the scheme's state and how many
-  records belong to it (generators need no saving: iteration k draws from its own child of SeedSequence(seed));
+- `state.npz`: after the last completed iteration, the labeled rounds, the scheme's state, how many records belong
+  to it and the fingerprint of the data the run works on (generators need no saving: iteration k draws from its
+  own child of SeedSequence(seed)); a resumed run refuses data whose content changed, wherever it now lives;
 - `summary.json`, once complete; `labeled_round.npy`, `pool_indices.npy`; `error.txt` after a failure
   (the one-line message; never beside a summary); `wandb_id` and `wandb/` when W&B logs the run.
 
@@ -18,6 +20,11 @@ again and writes the same record.
 A directory is *claimed* by a run once its first iteration completed (a `state.npz` or a `summary.json`
 exists): a run that failed before that leaves the directory free for a corrected config. One process at a
 time works in a directory (a file lock); a second one stops at once.
+
+Nothing in a directory is written before the run is known to be able to start: `plan` only reads (it refuses
+another config's run or a damaged one, unless `overwrite=true`), the loop then loads and checks the data, and
+`begin` makes the first write, just before the first iteration: a run that `overwrite=true` replaces stays whole
+until its replacement has started.
 """
 
 from __future__ import annotations
@@ -35,27 +42,12 @@ from typing import Iterator
 
 import numpy as np
 from filelock import FileLock, Timeout
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from alimb.atomic import save_npy_atomic, write_atomic
+from alimb.atomic import append_line, save_npy_atomic, write_atomic, writing
 from alimb.errors import UserError
+from alimb.identity import resolved, same_run
 from alimb.records import Record, dumps, loads
-
-NOT_COMPARED = ("overwrite", "logger")  # may change between a run and its resumption
-PRESENTATION = ("report",)  # how alimb-report draws the experiment: stored in config.json, not what ran
-
-
-def identity(config: dict) -> dict:
-    """What a run computes: its stored config less the presentation keys (the same run however it is drawn), every
-    declared option in full (alimb.schema.complete): a run stored before an option was declared, or by a version whose
-    YAML left it out, is the same run as one that states its default."""
-    if not isinstance(config, dict):
-        return config
-    from alimb.schema import complete
-
-    full = OmegaConf.create({k: v for k, v in config.items() if k not in PRESENTATION})
-    complete(full)
-    return OmegaConf.to_container(full)
 
 
 class RunDirBusy(UserError):
@@ -66,23 +58,6 @@ class Damaged(UserError):
     """A run file that cannot be read back."""
 
 
-def comparable(cfg: DictConfig) -> dict:
-    """The resolved config, less the keys that do not change what a run computes."""
-    spec = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in spec.items() if k not in NOT_COMPARED}
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            keys += _differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
 @dataclass(frozen=True)
 class Saved:
     """The state after the last completed iteration."""
@@ -90,6 +65,17 @@ class Saved:
     labeled_round: np.ndarray  # (n_pool,) iteration each sample was labeled in, -1 = never
     records: list[Record]
     scheme_state: dict[str, np.ndarray]
+    data: str | None = None  # the fingerprint of the data (None: a state saved before fingerprints)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a command will do in a run directory, decided by reading only: `fresh`, `resume` (from `saved`) or `done`;
+    `replaces`: a run is there that `overwrite=true` replaces once this one starts."""
+
+    status: str
+    saved: Saved | None = None
+    replaces: bool = False
 
 
 class RunDir:
@@ -151,20 +137,13 @@ class RunDir:
         return records
 
     def finished(self, cfg: DictConfig) -> list[Record] | None:
-        """The records of the completed run of this config here, or None; reads only.
-
-        A damaged completed run raises Damaged, unless `overwrite=true` (then None: it is run again).
-        """
-        if not self.summary_file.is_file() or not self.config_file.is_file():
+        """The records of the completed run of this config here, or None (`overwrite=true`: always None, the run is
+        run again); reads only. A damaged completed run raises Damaged."""
+        if cfg.get("overwrite", False) or not self.summary_file.is_file() or not self.config_file.is_file():
             return None
-        try:
-            if identity(self.config()) != identity(comparable(cfg)):
-                return None
-            return self.complete_records()
-        except Damaged:
-            if cfg.get("overwrite", False):
-                return None
-            raise
+        if same_run(self.config(), resolved(cfg)):
+            return None
+        return self.complete_records()
 
     def load(self) -> Saved:
         """The state of the last completed iteration; Damaged if unreadable."""
@@ -172,6 +151,7 @@ class RunDir:
             with np.load(self.state_file) as npz:
                 scheme_state = {k.split("/", 1)[1]: npz[k] for k in npz.files if k.startswith("scheme/")}
                 labeled_round, n_records = npz["labeled_round"], int(npz["n_records"])
+                data = str(npz["data"]) if "data" in npz.files else None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise Damaged(f"{self.state_file} is damaged ({type(err).__name__}); pass overwrite=true to run it "
                           "again") from None
@@ -179,7 +159,7 @@ class RunDir:
         if len(records) != n_records:
             raise Damaged(f"{self.records_file} holds {len(records)} records, {self.state_file} {n_records}; "
                           "pass overwrite=true to run it again")
-        return Saved(labeled_round, records, scheme_state)
+        return Saved(labeled_round, records, scheme_state, data)
 
     def completed_iterations(self) -> int:
         """How many iterations the saved state holds (0 when none or unreadable)."""
@@ -205,7 +185,9 @@ class RunDir:
         except OSError as err:
             raise UserError(f"cannot use {self.path} as a run directory: {err.strerror or err}") from None
         try:
-            self._holder.write_text(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}\n")
+            holder = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}\n"
+            with writing(self._holder, len(holder), self._holder):
+                self._holder.write_text(holder)
             yield
         finally:
             self._holder.unlink(missing_ok=True)
@@ -217,60 +199,60 @@ class RunDir:
             path.unlink(missing_ok=True)
         shutil.rmtree(self.wandb_dir, ignore_errors=True)
 
-    def prepare(self, cfg: DictConfig) -> tuple[str, Saved | None]:
-        """('fresh' | 'resume' | 'done', the saved state when resuming), under the lock; refuses a directory
-        claimed by another config or damaged. `overwrite=true` replaces another config's run and recovers from
-        any damage."""
-        current, overwrite, saved = comparable(cfg), bool(cfg.get("overwrite", False)), None
-        if self.state_file.exists() or self.summary_file.exists():  # claimed by a run
-            try:
-                if not self.config_file.exists():
-                    raise Damaged(f"{self.path} holds run files but no {self.config_file.name}; pass overwrite=true "
-                                  "to run it again")
-                stored = self.config()
-                if identity(stored) != identity(current):
-                    if not overwrite:
-                        changed = ", ".join(_differences(stored, current)[:5]) if isinstance(stored, dict) else "all"
-                        raise UserError(
-                            f"{self.path} holds a run with a different config (differs in: {changed}); "
-                            "pass overwrite=true to replace it, or name=... for a new experiment"
-                        )
-                    self._wipe()
-                elif self.summary_file.exists():
-                    if self.finished(cfg) is not None:  # completed meanwhile by the process that held the lock
-                        return "done", None
-                    self._wipe()  # a damaged summary, and overwrite=true
-                else:
-                    saved = self.load()  # Damaged if the state cannot be read back
-            except Damaged:
-                if not overwrite:
-                    raise
-                self._wipe()
-        else:  # nothing completed here: whatever a failed attempt left is not a run
+    def plan(self, cfg: DictConfig) -> Plan:
+        """What this command will do here (reads only, under the lock): refuses a directory holding another config's
+        run or a damaged one, unless `overwrite=true`, which replaces any run once the new one starts."""
+        if not (self.state_file.exists() or self.summary_file.exists()):
+            return Plan("fresh")  # nothing completed here: whatever a failed attempt left is not a run
+        if cfg.get("overwrite", False):
+            return Plan("fresh", replaces=True)
+        if not self.config_file.exists():
+            raise Damaged(f"{self.path} holds run files but no {self.config_file.name}; pass overwrite=true to run it "
+                          "again")
+        stored = self.config()
+        changed = same_run(stored, resolved(cfg))
+        if changed:
+            raise UserError(
+                f"{self.path} holds a run with a different config (differs in: {', '.join(changed[:5])}); "
+                "pass overwrite=true to replace it, or name=... for a new experiment"
+            )
+        if self.summary_file.exists():
+            self.complete_records()  # Damaged if the summary and the records disagree
+            return Plan("done")  # completed meanwhile by the process that held the lock
+        return Plan("resume", self.load())  # Damaged if the state cannot be read back
+
+    def check_data(self, plan: Plan, fingerprint: str) -> None:
+        """A resumed run goes on only over the same data (its content; where it lives may change)."""
+        if plan.saved is not None and plan.saved.data is not None and plan.saved.data != fingerprint:
+            raise UserError(f"{self.path} holds a run over other data: the dataset's content changed since it started "
+                            "(moving it is fine, changing it is not); pass overwrite=true to start it again on these "
+                            "data, or name=... for a new experiment")
+
+    def begin(self, cfg: DictConfig, plan: Plan) -> None:
+        """The first write of a run that starts or resumes: what a replaced run or a failed attempt left is removed,
+        then its config is written (the records trimmed to the state's when resuming)."""
+        if plan.saved is None:
             self._wipe()
         self.error_file.unlink(missing_ok=True)
-        write_atomic(self.config_file, json.dumps(current, indent=2) + "\n")
-        self.summary_file.unlink(missing_ok=True)  # a summary only ever describes a completed run
-        if saved is not None and saved.records:  # drop what an iteration killed after its record left behind
-            write_atomic(self.records_file, "".join(dumps(r) + "\n" for r in saved.records))
-        else:  # the first record creates the file: a run that never completed an iteration leaves none
+        write_atomic(self.config_file, json.dumps(resolved(cfg), indent=2) + "\n")
+        if plan.saved is not None and plan.saved.records:  # drop what an iteration killed after its record left behind
+            write_atomic(self.records_file, "".join(dumps(r) + "\n" for r in plan.saved.records))
+        elif plan.saved is None:  # the first record creates the file: a run that never completed an iteration leaves none
             self.records_file.unlink(missing_ok=True)
-        return ("resume", saved) if saved is not None else ("fresh", None)
 
     # ---- writing (under the lock) ----
     def save_iteration(self, record: Record, n_records: int, labeled_round: np.ndarray,
-                       scheme_state: dict[str, np.ndarray]) -> None:
+                       scheme_state: dict[str, np.ndarray], data: str) -> None:
         """Append the iteration's record, then replace the state (all of it or, if killed, none of it)."""
-        with open(self.records_file, "a") as f:
-            f.write(dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.records_file, dumps(record) + "\n")
         tmp = self.path / f".{self.state_file.name}.tmp.npz"
         arrays = {f"scheme/{k}": v for k, v in scheme_state.items()}
-        np.savez(tmp, labeled_round=labeled_round, n_records=np.array(n_records), **arrays)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_file)
+        needed = labeled_round.nbytes + sum(np.asarray(v).nbytes for v in arrays.values()) + 4096
+        with writing(self.state_file, needed, tmp):
+            np.savez(tmp, labeled_round=labeled_round, n_records=np.array(n_records), data=np.array(data), **arrays)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.state_file)
 
     def save_pool_indices(self, indices: np.ndarray) -> None:
         save_npy_atomic(self.pool_indices_file, indices)
@@ -285,7 +267,7 @@ class RunDir:
         try:
             if self.path.is_dir() and not self.summary_file.exists():
                 write_atomic(self.error_file, message.strip() + "\n")
-        except OSError:
+        except (OSError, UserError):  # a full disk too: the message is on stderr
             pass
 
 

@@ -2,18 +2,16 @@
 
 - `JobFailure`: what a failed job of a multirun returns instead of ending the sweep; the sweeper
   (`hydra_plugins.alimb_sweeper`) lists them at the end and exits non-zero.
-- `variant`: the `${alimb.variant:...}` resolver. Run directories name dataset/imbalance/AF/
-  scheme/seed; every other override that changes what a run computes adds a level, so
-  `-m al.per_iteration=10,20` gives two directories, and the same command finds them again.
+- `variant`: the `${alimb.variant:...}` resolver: the run directory's variant level, from `alimb.identity` (every
+  override that changes what a run computes and that the path does not name adds it, so `-m
+  al.per_iteration=10,20` gives two directories, and the same command finds them again).
 - `CheckOutputDir`: a Hydra callback that refuses an output path blocked by a file in one line,
   before Hydra tries to create it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +19,6 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-
-# overrides already named by the path, or that do not change what a run computes
-NAMED = {"dataset", "imbalance", "acquisition", "scheme", "seed", "name", "experiment", "imbalance.target_ir", "imbalance.rho"}
-NEUTRAL = {"overwrite", "data_dir", "cache_dir", "logger"}
-READABLE = 80  # longer variant names end in a hash
-SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
 
 @dataclass(frozen=True)
@@ -37,23 +29,11 @@ class JobFailure:
     message: str
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+def variant(task_overrides: Any, *, _root_: Any = None) -> str:
+    """The `${alimb.variant:${hydra.overrides.task}}` resolver: the run directory's variant level (alimb.identity)."""
+    from alimb.identity import variant as named_variant
 
-
-def variant(task_overrides: Any) -> str:
-    """'' or 'k1=v1,k2=v2/' for the overrides that are neither named by the path nor neutral (sorted)."""
-    overrides = sorted(
-        str(o) for o in (task_overrides or [])
-        if _key(str(o)) not in NAMED and _key(str(o)).split(".")[0] not in NEUTRAL
-    )
-    if not overrides:
-        return ""
-    text = ",".join(overrides)
-    name = SAFE.sub("_", text)
-    if name != text or len(name) > READABLE:  # lossy or too long: keep it readable, and distinct by a hash
-        name = f"{name[:READABLE - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-    return name + "/"
+    return named_variant(task_overrides, _root_)
 
 
 def job_tag(num: Any) -> str:

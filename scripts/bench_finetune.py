@@ -34,7 +34,7 @@ def model_alone(scheme: FineTuneScheme, n_classes: int, steps: int) -> float:
         x = x.contiguous(memory_format=torch.channels_last)
         module = module.to(memory_format=torch.channels_last)
     y = torch.randint(0, n_classes, (scheme.batch_size,), device=device)
-    bf16 = device.type == "cuda" and scheme.trainer_kwargs.get("precision", "").startswith("bf16")
+    bf16 = device.type == "cuda" and str(scheme.trainer.precision).startswith("bf16")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def step():

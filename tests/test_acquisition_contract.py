@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alimb.acquisition import Context, Oracle
-from alimb.config import build, expand_af_names
+from alimb.config import build, expand_parts
 from alimb.errors import UserError
 from alimb.run import CONFIG_DIR
 
@@ -106,7 +106,7 @@ def test_any_af_serves_as_auxiliary_within_or_arm(make_cfg, inner):
         cfg = make_cfg(f"acquisition={base}", f"++acquisition.{slot}={inner}" if slot.startswith("arms")
                        else f"acquisition.{slot}={inner}")
         try:
-            expand_af_names(cfg)
+            expand_parts(cfg)
         except UserError as err:
             assert slot == "within" and "whole pool" in str(err), err
             continue

@@ -50,7 +50,7 @@ def test_every_group_has_options():
 def test_scheme_objects_match_their_config(make_cfg):
     ft = build(make_cfg("scheme=ft_th", "trainer.devices=4", "trainer.strategy=ddp").scheme)
     assert ft.thresholding and ft.epochs == 60 and ft.batch_size == 32 and ft.lr == 0.01
-    assert ft.trainer_kwargs["devices"] == 4 and ft.trainer_kwargs["strategy"] == "ddp"
+    assert ft.trainer.devices == 4 and ft.trainer.strategy == "ddp"
     assert ft.backbone.arch == "resnet18" and ft.image_size == 32  # digits' fine-tuning size
     assert not build(make_cfg("scheme=ft").scheme).thresholding
     assert build(make_cfg("scheme=cs_svm").scheme).class_weight == "balanced"

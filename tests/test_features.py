@@ -65,7 +65,7 @@ def test_corrupt_images_are_skipped_and_counted_or_fail(tmp_path, caplog):
 def test_a_pool_drawn_after_images_were_skipped_indexes_the_images_kept(make_cfg, tmp_path):
     """The imbalance is planned on the dataset's labels before extraction; when extraction skips unreadable images
     the pool is drawn again on the labels kept, so its indices point at the kept images' features and labels."""
-    from alimb.loop import load_pool
+    from alimb.loop import load_data
 
     root = image_archives.image_folder(tmp_path / "imgs", corrupt=2)
     cfg = make_cfg("dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.test_per_class=3",
@@ -75,9 +75,9 @@ def test_a_pool_drawn_after_images_were_skipped_indexes_the_images_kept(make_cfg
     data = image_folder(str(root), test_per_class=3, on_bad_image="skip")
     kept = [p for p in data.train.paths if "broken" not in str(p)]
     assert len(kept) < len(data.train.paths)  # the split holds broken images, which extraction skips
-    pool, pool_in, _, _, keep = load_pool(cfg, needs_images=False)
-    np.testing.assert_array_equal(keep, np.arange(len(kept)))  # imbalance=none: every image kept, in order
-    assert len(pool.labels) == len(pool_in.features) == len(kept)
+    loaded = load_data(cfg, needs_images=False)
+    np.testing.assert_array_equal(loaded.keep, np.arange(len(kept)))  # imbalance=none: every image kept, in order
+    assert len(loaded.pool.labels) == len(loaded.pool_in.features) == len(kept)
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):

@@ -8,7 +8,8 @@ from alimb.backbone import TorchvisionBackbone
 from alimb.data.digits import load_digits
 from alimb.loop import run_experiment
 from alimb.schemes import Inputs
-from alimb.schemes.finetune import FineTuneScheme, inference_setup, threshold
+from alimb.schemes.finetune import FineTuneScheme, threshold
+from alimb.schemes.trainer import inference_setup
 from alimb.schemes.switch import SwitchScheme, stratified_folds, stratified_holdout
 
 TINY = ("backbone.weights=null", "scheme.epochs=1", "trainer.enable_progress_bar=false")
@@ -72,7 +73,7 @@ def test_scoring_runs_in_the_trainers_precision(digits):
     scheme = tiny_scheme()
     scheme.fit(inputs, y, 10, np.random.default_rng(0))
     full, _ = scheme.score(test)
-    scheme.trainer_kwargs["precision"] = "bf16-mixed"
+    scheme.trainer = scheme.trainer.model_copy(update={"precision": "bf16-mixed"})
     low, _ = scheme.score(test)
     assert not np.array_equal(full, low) and np.abs(full - low).max() < 0.05
     assert inference_setup({"accelerator": "cpu", "precision": "16-mixed"}) == (torch.device("cpu"), torch.float16)
@@ -231,7 +232,7 @@ def test_the_vit_schedule_warms_up_then_decays_by_cosine_per_epoch(digits):
 def _batches_by_rank(n, batch_size, seed, world, monkeypatch):
     import torch.distributed as dist
 
-    from alimb.schemes.finetune import _EpochBatches
+    from alimb.schemes.finetune_module import _EpochBatches
 
     out = []
     for rank in range(world):

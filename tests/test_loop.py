@@ -75,14 +75,14 @@ def test_feature_normalisation_reaches_scheme_and_afs_and_is_recorded(make_cfg, 
     from alimb.normalize import normalize
 
     seen = {}
-    original = loop.load_pool
+    original = loop.load_data
 
     def spy(cfg, needs_images):
         out = original(cfg, needs_images)
-        seen[cfg.features.normalize] = out[1].features
+        seen[cfg.features.normalize] = out.pool_in.features
         return out
 
-    monkeypatch.setattr(loop, "load_pool", spy)
+    monkeypatch.setattr(loop, "load_data", spy)
     for method in ("none", "l2", "standard"):
         run(make_cfg, tmp_path / method, f"features.normalize={method}")
         summary = json.loads((tmp_path / method / "run" / "summary.json").read_text())

@@ -10,7 +10,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from alimb.errors import UserError
-from alimb.options import Doc, Node, declared, declared_by_model, fill, model, target_callable
+from alimb.declarations import Node, declared, declared_by_model, fill, model, target_callable
+from alimb.options import Doc
 from alimb.run import CONFIG_DIR
 from alimb.schema import AL, FILE_MODELS, Features, validate
 
@@ -142,7 +143,7 @@ def test_fill_adds_defaults_and_never_replaces_what_is_set_or_composed():
 
 
 def test_the_listing_shows_each_option_with_its_doc(capsys):
-    from alimb.options import main
+    from alimb.options_cli import main
 
     assert main(["acquisition=coreset"]) == 0
     out = capsys.readouterr().out
@@ -156,9 +157,9 @@ def test_a_run_stored_without_a_declared_default_is_the_same_run(make_cfg):
     compares configs with every declared default filled in; a different value is still a different run."""
     import copy
 
-    from alimb.state import comparable, identity
+    from alimb.identity import identity, resolved
 
-    new = comparable(make_cfg("acquisition=coreset"))
+    new = resolved(make_cfg("acquisition=coreset"))
     old = copy.deepcopy(new)
     del old["acquisition"]["lazy"], old["features"], old["scheme"]["tol"]
     assert identity(old) == identity(new)

@@ -183,9 +183,26 @@ def test_several_devices_need_a_strategy_whose_ranks_live_inside_the_fit(make_cf
     line before any work (each rank would be a second AL loop)."""
     validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"))
     validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp_fork"))
-    with pytest.raises(UserError, match=r"^trainer.devices=2 trainer.strategy=fsdp is not supported: its ranks re-run "
-                                        r"the whole command, each a second AL loop; use trainer.strategy=ddp"):
-        validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=fsdp"))
+    with pytest.raises(UserError, match=r"^trainer.devices=2 trainer.strategy=ddp_find_unused_parameters_true is not "
+                                        r"supported: its ranks re-run the whole command, each a second AL loop; use "
+                                        r"trainer.strategy=ddp"):
+        validate(make_cfg("scheme=ft_th", "trainer.accelerator=cpu", "trainer.devices=2",
+                          "trainer.strategy=ddp_find_unused_parameters_true"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.strategy=fsdp", r"^config key trainer.strategy='fsdp' is invalid: it needs GPUs"),
+    ("trainer.devices=-1", r"^config key trainer.devices=-1 is invalid on CPUs"),
+    ("trainer.devices=[0,1]", r"^config key trainer.devices=\[0, 1\] is invalid: this machine has CPUs as a count"),
+])
+def test_devices_and_strategies_a_cpu_machine_cannot_give_are_one_line(make_cfg, override, message):
+    """On a machine without a GPU (this one: the test asks only when torch sees none)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine can give them")
+    with pytest.raises(UserError, match=message):
+        validate(make_cfg("scheme=ft_th", override))
 
 
 @pytest.mark.parametrize("target, reason", [("alimb.acquisition.nope", "module 'alimb.acquisition' has no attribute 'nope'"),

@@ -25,7 +25,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from alimb.options import Doc, RevealWithinBatch
+from alimb.options import Doc, Part, RevealWithinBatch
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from alimb.acquisition.base import AF, Context, Selection
 
 def minority_bandit(
     ctx: Context, *,
-    arms: Annotated[dict[str, AF], Field(min_length=1), Doc(
+    arms: Annotated[dict[str, Annotated[AF, Part("acquisition", oracle=False)]], Field(min_length=1), Doc(
         "the arms (one or more): AFs of conf/acquisition under their names; +acquisition@acquisition.arms.NAME=NAME "
         "adds one")],
     reveal_within_batch: RevealWithinBatch = True,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator
 
 import numpy as np
 
+from alimb.declarations import declared, part_of
 from alimb.errors import UserError
+from alimb.options import Input, Part, Reveals, markers
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Oracle:
 
 
 @dataclass(frozen=True)
-class Context:
+class Context(Input):
     """Everything the loop knows when an AF selects; read-only (an AF never writes into its arrays: tested).
 
     An AF is any callable `af(ctx: Context) -> Selection`; its own settings are keyword arguments bound by
@@ -127,14 +129,46 @@ class Context:
             raise UserError(f"acquisition {af} needs {', '.join(missing)}, which this context does not have")
 
 
-AF = Callable[[Context], Selection]
+AF = Annotated[Callable[[Context], Selection], Part("acquisition")]  # an option that takes an AF of conf/acquisition
 
 
 def whole_pool(af: Callable) -> Callable:
-    """Marks an AF that selects over the whole pool (a graph of it): it cannot choose inside one class's
-    candidates, so the MCS family refuses it as `within` before any work (alimb.options)."""
+    """Declares an AF that selects over the whole pool (a graph of it): it cannot choose inside a narrowed set of
+    candidates, so a part that narrows (`Part(narrows=True)`: the MCS family's `within`) refuses it before any work."""
     af.whole_pool = True
     return af
+
+
+def _unwrap(af: Any) -> tuple[Any, dict]:
+    """(the function, its bound options) of a built AF (a `functools.partial`, as Hydra builds `_partial_: true`)."""
+    import functools
+
+    return (af.func, dict(af.keywords)) if isinstance(af, functools.partial) else (af, {})
+
+
+def selects_whole_pool(af: Any) -> bool:
+    """Whether an AF (a function, or one built with its options) declares that it selects over the whole pool."""
+    return bool(getattr(_unwrap(af)[0], "whole_pool", False))
+
+
+def reveals_within_batch(af: Any) -> bool:
+    """Whether a built AF, or any AF inside it that receives the oracle, reads the labels of its own picks within
+    its batch (an option marked `Reveals` set true), from the declarations: never from a name."""
+    fn, bound = _unwrap(af)
+    try:
+        options = declared(fn)
+    except (TypeError, ValueError):  # a callable without a signature to read (a user's own object)
+        return False
+    for name, option in options.items():
+        value = bound.get(name, option.default)
+        if markers(option.annotation, Reveals) and value is True:
+            return True
+        found = part_of(option.annotation)
+        if found is not None and found[0].group == "acquisition" and found[0].oracle and value is not None:
+            inner = [value] if found[1] == "one" else list(value.values())
+            if any(callable(a) and reveals_within_batch(a) for a in inner):
+                return True
+    return False
 
 
 def top_k(utility: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

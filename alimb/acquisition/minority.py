@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 
 from alimb.acquisition.base import AF, Context, Selection, per_row
-from alimb.options import Doc
+from alimb.options import Doc, Part
 
 
 def minority_quotas(class_counts: np.ndarray) -> np.ndarray:
@@ -56,7 +56,8 @@ def allocate(quotas: np.ndarray, candidates: np.ndarray, budget: int) -> np.ndar
 
 def minority_sampling(
     ctx: Context, *,
-    within: Annotated[AF, Doc("chooses inside each minority class's predicted candidates (an AF of conf/acquisition)")],
+    within: Annotated[AF, Part("acquisition", narrows=True), Doc(
+        "chooses inside each minority class's predicted candidates (an AF of conf/acquisition)")],
     auxiliary: Annotated[AF, Doc("fills the budget the quotas leave (an AF of conf/acquisition)")],
 ) -> Selection:
     """Fill minority-class quotas from samples predicted as those classes with `within`, the rest with `auxiliary`.

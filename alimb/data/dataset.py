@@ -72,6 +72,13 @@ def check_labels(train_y: np.ndarray, test_y: np.ndarray, n_classes: int) -> Non
         log.warning("class(es) %s have no test sample: accuracy is the mean over the other classes", _named(missing_in_test))
 
 
+def check_test(test_y: np.ndarray) -> None:
+    """Refuse a run without a test set (every test image unreadable, say): its accuracy would be undefined."""
+    if np.asarray(test_y).size == 0:
+        raise UserError("the test split is empty (no test sample could be read); check the test list or folder and "
+                        "that its images exist under the dataset's root")
+
+
 def balanced_split(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (train, test) with exactly `per_class` test samples of every class."""
     labels = np.asarray(labels)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 from alimb.errors import UserError
-from alimb.options import Doc
+from alimb.options import PRESENTATION, Doc, Place
 
 # the options of every loader that fetches its archive
-Root = Annotated[str, Doc("where the dataset is found, or downloaded to")]
-Download = Annotated[bool, Doc("download it when missing; false: a missing archive is an error that says where to "
+Root = Annotated[Place, Doc("where the dataset is found, or downloaded to")]
+Download = Annotated[bool, PRESENTATION, Doc("download it when missing; false: a missing archive is an error that says where to "
                                "put it")]
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ import numpy as np
 
 from alimb.data.dataset import ArrayDataset
 from alimb.errors import UserError
-from alimb.options import Doc
+from alimb.options import Doc, Place
 
 REQUIRED = ("train_features", "train_labels", "test_features", "test_labels")
 
 
-def load_embeddings(path: Annotated[str, Doc("an .npz of train_features, train_labels, test_features, test_labels "
+def load_embeddings(path: Annotated[Place, Doc("an .npz of train_features, train_labels, test_features, test_labels "
                                             "[, class_names]")]) -> ArrayDataset:
     """Load `train_features, train_labels, test_features, test_labels[, class_names]` from an .npz."""
     if not path:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from alimb.data.dataset import balanced_split
 from alimb.errors import UserError
-from alimb.options import Count, Doc, OnBadImage, Positive
+from alimb.options import Count, Doc, OnBadImage, Place, Positive
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -116,8 +116,8 @@ def list_class_folders(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
 
 
 def image_folder(
-    root: Annotated[str, Doc("root/<class>/*.jpg: one sub-folder per class")],
-    test_root: Annotated[Optional[str], Doc("a separate test folder (same layout); null: a seeded balanced split "
+    root: Annotated[Place, Doc("root/<class>/*.jpg: one sub-folder per class")],
+    test_root: Annotated[Optional[Place], Doc("a separate test folder (same layout); null: a seeded balanced split "
                                             "of root")] = None,
     test_per_class: Annotated[Positive, Doc("images per class of the split-off test set")] = 10,
     split_seed: Annotated[Count, Doc("seeds the split")] = 0,
@@ -167,9 +167,9 @@ def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
 
 
 def image_list(
-    root: Annotated[str, Doc("the folder the lists' paths are relative to")],
-    train_list: Annotated[str, Doc("the pool: a file of `relative/path label` lines")],
-    test_list: Annotated[str, Doc("the test set: a file of `relative/path label` lines")],
+    root: Annotated[Place, Doc("the folder the lists' paths are relative to")],
+    train_list: Annotated[Place, Doc("the pool: a file of `relative/path label` lines")],
+    test_list: Annotated[Place, Doc("the test set: a file of `relative/path label` lines")],
     on_bad_image: OnBadImage = "skip",
 ) -> ImageDataset:
     """Images under `root` named by list files of `relative/path label` lines: the form in which ImageNet-LT,

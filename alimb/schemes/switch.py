@@ -15,14 +15,14 @@ are never held out.
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from pydantic import AfterValidator, Field, ValidationInfo
 
-from alimb.options import Doc, Fraction, Positive
+from alimb.options import Doc, Fraction, Part, Positive
 from alimb.metrics import per_class_accuracy
-from alimb.schemes import Inputs
+from alimb.schemes import Inputs, Scheme
 
 
 def stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +62,7 @@ class SwitchScheme:
 
     def __init__(
         self,
-        schemes: Annotated[dict[str, Any], Field(min_length=2),
+        schemes: Annotated[dict[str, Annotated[Scheme, Part("scheme")]], Field(min_length=2),
                            Doc("the schemes side by side, under the names records call them (scheme_used)")],
         start: Annotated[str, AfterValidator(_one_of_the_schemes), Doc("the scheme of the first iteration")],
         sticky: Annotated[bool, Doc("once another scheme wins it stays, and the cross-validation stops")] = True,

@@ -82,7 +82,7 @@ NEVER_KEYS = {"PartitionConfig": ("gpus_per_node", "cpus_per_task", "mem_gb"), "
 
 def trains_images(scheme: Any) -> bool:
     """Whether a scheme config (or any scheme inside it) builds a class that trains on images (fine tuning)."""
-    from alimb.options import target_callable
+    from alimb.declarations import target_callable
 
     if isinstance(scheme, dict):
         target = scheme.get("_target_")

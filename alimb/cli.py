@@ -1,0 +1,80 @@
+"""What alimb's commands share around Hydra: composition errors in one line, and parts chosen by name.
+
+A part (`alimb.options.Part`) chosen by name and then configured in the same command,
+`acquisition.within=coreset acquisition.within.lazy=false`, needs the choice made in the defaults list
+(`acquisition@acquisition.within=coreset`), or the second override would land on a string: `rewrite_parts` turns
+the first into the second, as a user of Hydra would write it, whenever a later override reaches inside the part.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment variable HYDRA_FULL_ERROR")
+NAMES = re.compile(r"^[A-Za-z_][\w-]*(,[A-Za-z_][\w-]*)*$")  # an option's name, or a sweep over names
+
+
+def one_line(err: BaseException) -> str:
+    """A composition error (unknown key or option, bad override, bad YAML) as one line, without Hydra's noise."""
+    parts = [str(err), str(err.__cause__ or "")]
+    lines = [ln.strip() for part in parts for ln in part.splitlines() if ln.strip() and not ln.strip().startswith(NOISE)]
+    lines = lines[:next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), len(lines))]
+    text = "; ".join(ln.rstrip(".") for ln in dict.fromkeys(lines))  # in order, without repeats
+    text = text.replace(":;", ":").replace("Available options in", "available options in")
+    if "No match in the defaults list" in text:
+        key = re.search(r"'([\w.]+@[\w.]+)'", text)
+        if key:
+            text += f"; add it with +{key.group(1)}=NAME"
+    return text
+
+
+@functools.cache
+def part_groups() -> dict[tuple[str, str], str]:
+    """{('one', option) | ('many', option): group} of every part declared by a target of alimb's config tree."""
+    from alimb.declarations import parts, target_callable
+
+    root = Path(__file__).resolve().parent / "conf"
+    targets = {m for f in root.rglob("*.yaml") for m in re.findall(r"_target_:\s*(alimb\.[\w.]+)", f.read_text())}
+    groups: dict[tuple[str, str], str] = {}
+    for target in sorted(targets):
+        try:
+            declared_parts = parts(target_callable(target))
+        except Exception:  # noqa: BLE001 - validation names a target that cannot be read
+            continue
+        for name, (part, kind) in declared_parts.items():
+            groups[(kind, name)] = part.group
+    return groups
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def rewrite_parts(args: list[str]) -> list[str]:
+    """The command line's overrides with each part chosen by name and configured further (`K=NAME` and `K.x=...`)
+    turned into the defaults-list choice `GROUP@K=NAME`; `+K.x=...` then becomes `++K.x=...` (the option exists)."""
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    chosen = {}
+    for a in overrides:
+        key, value = a.split("=", 1)
+        if a[0] in "+~" or "@" in key or key.startswith("hydra.") or "." not in key or not NAMES.match(value):
+            continue
+        if any(_key(b).startswith(key + ".") for b in overrides):
+            *parent, last = key.split(".")
+            group = part_groups().get(("one", last)) or (part_groups().get(("many", parent[-1])) if parent else None)
+            if group is not None:
+                chosen[key] = group
+    if not chosen:
+        return list(args)
+    out = []
+    for a in args:
+        key = a.split("=", 1)[0]
+        if key in chosen:
+            out.append(f"{chosen[key]}@{a}")
+        elif a.startswith("+") and not a.startswith("++") and any(_key(a).startswith(k + ".") for k in chosen):
+            out.append("+" + a)
+        else:
+            out.append(a)
+    return out
