@@ -9,7 +9,7 @@ STAMP := $(VENV)/.alimb-installed
 install: $(STAMP)
 
 # reinstall when the dependencies or their pins change; constraints.txt is the one place with pins
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@

@@ -35,7 +35,9 @@ def part_groups() -> dict[tuple[str, str], str]:
     """{('one', option) | ('many', option): group} of every part declared by a target of alimb's config tree."""
     from alimb.declarations import parts, target_callable
 
-    root = Path(__file__).resolve().parent / "conf"
+    from importlib import resources
+
+    root = Path(str(resources.files("alimb.conf")))
     targets = {m for f in root.rglob("*.yaml") for m in re.findall(r"_target_:\s*(alimb\.[\w.]+)", f.read_text())}
     groups: dict[tuple[str, str], str] = {}
     for target in sorted(targets):
@@ -46,6 +48,45 @@ def part_groups() -> dict[tuple[str, str], str]:
         for name, (part, kind) in declared_parts.items():
             groups[(kind, name)] = part.group
     return groups
+
+
+def config_dirs(args: list[str]) -> list[str]:
+    """The command line with `--config-dir DIR` (`-cd DIR`, `--config-dir=DIR`) and `file://` entries of
+    `hydra.searchpath` read by alimb's own config source (`alimbdir://`), so a user's YAML files get their declared
+    options filled as alimb's do. A folder that does not exist is one line."""
+    from alimb.errors import UserError
+
+    out, dirs, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(args[i + 1])
+            i += 2
+            continue
+        if a.startswith("--config-dir="):
+            dirs.append(a.split("=", 1)[1])
+        else:
+            out.append(a)
+        i += 1
+    paths = []
+    for d in dirs:
+        folder = Path(d).expanduser().absolute()
+        if not folder.is_dir():
+            raise UserError(f"--config-dir {d}: no such folder; name a folder of YAML files (e.g. myconf with "
+                            "myconf/experiment/mine.yaml)")
+        paths.append(f"alimbdir://{folder}")
+    for j, a in enumerate(out):
+        if a.split("=", 1)[0].lstrip("+") == "hydra.searchpath" and "=" in a:
+            key, value = a.split("=", 1)
+            entries = [e.strip().strip("'\"") for e in value.strip().strip("[]").split(",") if e.strip()]
+            entries = [f"alimbdir://{Path(e.removeprefix('file://')).absolute()}" if e.startswith("file://") else e
+                       for e in entries]
+            out[j] = f"{key}=[{','.join(entries + paths)}]"
+            return out
+    if not paths:
+        return out
+    first = next((j for j, a in enumerate(out) if "=" in a and not a.startswith("-")), len(out))
+    return [*out[:first], f"hydra.searchpath=[{','.join(paths)}]", *out[first:]]  # with the other overrides
 
 
 def _key(override: str) -> str:

@@ -4,8 +4,9 @@ Bad input in a single run: one line on stderr, exit 2. In a multirun a failed jo
 `error.txt` in its run directory and returns a `JobFailure`, so the other jobs still run; the
 sweeper lists the failures at the end. Ctrl-C: one line, exit 130, the state as saved.
 
-The config tree ships inside the package (`alimb/conf`, found by Hydra as `pkg://alimb.conf`), so a
-wheel works from any directory; users add their own with `--config-dir DIR` (searched first).
+The config tree (`conf/` in the repository) ships inside the package as `alimb.conf`, found by Hydra as
+`pkg://alimb.conf`, so a wheel works from any directory; users add their own with `--config-dir DIR` (searched
+first).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import gc
 import logging
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 
 import hydra
@@ -25,11 +27,11 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from alimb import state
-from alimb.cli import one_line, rewrite_parts
+from alimb.cli import config_dirs, one_line, rewrite_parts
 from alimb.errors import UserError
 from alimb.sweep import JobFailure
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # the packaged config tree, as a directory (tests)
+CONFIG_DIR = str(resources.files("alimb.conf"))  # the packaged config tree, as a directory (tests)
 log = logging.getLogger("alimb")
 # At exit Python's final collection walks every object torch and the run made: ~0.4 s of every alimb process (a
 # run, a Slurm job). Frozen, they are left to the exit; freezing stops no other atexit handler (logging's flush,
@@ -37,7 +39,7 @@ log = logging.getLogger("alimb")
 atexit.register(gc.freeze)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://alimb.conf", config_name="config")
 def main(cfg: DictConfig) -> float | JobFailure:
     """Run one experiment in the Hydra output directory; returns the final accuracy (a sweeper's objective)."""
     from alimb.devices import threads_for_this_job
@@ -79,13 +81,16 @@ def cli() -> None:
     they are reported here in one line, exit 2; HYDRA_FULL_ERROR=1 set by the user keeps the traceback."""
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    sys.argv[1:] = rewrite_parts(sys.argv[1:])
     try:
+        sys.argv[1:] = rewrite_parts(config_dirs(sys.argv[1:]))
         main()
     except (HydraException, OmegaConfBaseException) as err:
         if full:
             raise
         print(f"alimb: error: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    except UserError as err:  # before Hydra: a --config-dir that does not exist
+        print(f"alimb: error: {err}", file=sys.stderr)
         sys.exit(2)
     except BrokenPipeError:  # `alimb --help | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
