@@ -360,11 +360,14 @@ class Pixels:
         self.resolution, self.batch_size, self.num_workers = int(resolution), batch_size, num_workers
         self.device = resolve_device(device)
 
+    mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # pixels in [0, 1], as they are
+
     @property
     def cache_name(self) -> str:
         return f"pixels-{self.resolution}"
 
     def build(self) -> torch.nn.Module:
+        self.feature_dim = 3 * self.resolution * self.resolution
         return torch.nn.Flatten()
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ backbone, the switch's schemes) is a node of another group. Chosen by name on th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -47,13 +48,31 @@ def _parts_of(target: Any) -> dict:
         return {}
 
 
-def compose_option(group: str, name: str) -> dict:
-    """The config of option `name` of `group`, from the running app's search path (a user's --config-dir
-    included), or from alimb's own tree outside an app; filled with its declared options."""
+def _searchpath(config_dir: str | Path | None) -> list[str]:
+    """The folders a composition searches besides alimb's tree: the running app's (a user's --config-dir, as
+    `hydra.searchpath`) and `config_dir`."""
+    paths = [f"alimbdir://{Path(config_dir).expanduser().absolute()}"] if config_dir else []
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        paths += [p for p in HydraConfig.get().searchpath if p not in paths]
+    except ValueError:  # outside a running app
+        pass
+    return paths
+
+
+def compose_option(group: str, name: str, config_dir: str | Path | None = None) -> dict:
+    """The config of option `name` of `group`, filled with its declared options, from alimb's tree and the user's
+    folders: the running app's (--config-dir) and, when given, `config_dir` (laid out as a --config-dir)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    paths = _searchpath(config_dir)
+
     def load() -> dict:
+        if paths:  # the user's folders join the search path through the primary config's composition
+            overrides = [f"{group}={name}", f"hydra.searchpath=[{','.join(paths)}]"]
+            return OmegaConf.to_container(compose("config", overrides=overrides)[group], resolve=False)
         node = OmegaConf.to_container(compose(config_name=f"{group}/{name}"), resolve=False)
         return node.get(group, node)  # the option's own package: the group
 
@@ -62,9 +81,20 @@ def compose_option(group: str, name: str) -> dict:
             return load()
         with initialize_config_module("alimb.conf", version_base="1.3"):
             return load()
-    except Exception:  # noqa: BLE001 - Hydra's MissingConfigException and friends
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - Hydra's MissingConfigException and friends
+        if not any(text in str(err) for text in ("Config not found", "Could not load", "Could not find",
+                                                  "Cannot find primary config", "In 'config'")):
+            raise UserError(f"{group}/{name}: {str(err).splitlines()[0]}") from None
         raise UserError(f"no {group} option named {name!r}; choose one of conf/{group} "
                         f"(alimb --help lists them)") from None
+
+
+def load_option(group: str, name: str, config_dir: str | Path | None = None) -> DictConfig:
+    """Any of alimb's YAML files, or a user's (in `config_dir`, laid out as a --config-dir), as a run sees it: composed
+    (its defaults list) and filled with every declared option. What scripts use instead of reading the file."""
+    return OmegaConf.create(compose_option(group, name, config_dir))
 
 
 def expand_parts(cfg: DictConfig) -> None:

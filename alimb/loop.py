@@ -214,7 +214,8 @@ def _iteration(k: int, cfg: DictConfig, scheme: Scheme, acquire, data: Data, mod
     info = {key: v for key, v in selection.info.items() if not key.endswith("_seconds")}
     select_timings = {f"select_{key.removesuffix('_seconds')}": v for key, v in selection.info.items()
                       if key.endswith("_seconds")}  # timings go with the others: resumed records compare equal
-    record = Record(
+    record = Record.with_scheme_report(
+        {"scheme_used": cfg.scheme.name, **fitted},  # the scheme's report (the switch: the scheme used, its CV)
         iteration=k,
         n_labeled=int(labeled.size),
         **metrics,
@@ -227,7 +228,6 @@ def _iteration(k: int, cfg: DictConfig, scheme: Scheme, acquire, data: Data, mod
         reveal_within_batch=bool(k > 0 and reveals_within_batch(acquire)),
         acquisition_info=info or None,
         scheme=cfg.scheme.name,
-        **{"scheme_used": cfg.scheme.name, **fitted},  # the scheme's report (the switch: scheme used, CV)
         seconds={"select": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2, "score": t4 - t3, **select_timings},
     )
     return record, model

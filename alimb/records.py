@@ -45,6 +45,8 @@ class Record:
     train_info: Optional[dict] = None  # the SVM's torch solvers: iterations (Newton: newton_steps, cg_steps),
     # evaluations (objective-and-gradient equivalents: the columns of its products with X over 2K);
     # fine tuning on several devices: processes (the ranks that trained)
+    scheme_info: Optional[dict] = dataclasses.field(default=None, metadata={"omit_if_none": True})  # what a
+    # scheme reports beyond the fields above (a scheme's own: `fit`'s keys that are not fields of the record)
 
     @property
     def classes_discovered(self) -> int:
@@ -58,7 +60,15 @@ class Record:
         return getattr(self, name)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not (f.metadata.get("omit_if_none") and getattr(self, f.name) is None)}
+
+    @classmethod
+    def with_scheme_report(cls, report: dict, **fields: Any) -> "Record":
+        """A record whose scheme reported `report` (`Scheme.fit`'s dict): its keys that are fields of the record fill
+        them, the others are the scheme's own (`scheme_info`)."""
+        own = {k: v for k, v in report.items() if k not in FIELDS}
+        return cls(**fields, **{k: v for k, v in report.items() if k in FIELDS}, scheme_info=own or None)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Record":

@@ -104,17 +104,20 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
                 found[run["identity"]] = run
     runs = list(found.values())
     variants = _variants(runs)
-    rows = []
+    rows, own = [], {}
     for run in runs:
         base = dict(zip(AXES, run["axes"]), seed=int(run["config"]["seed"]), variant=variants[run["fingerprint"]],
                     fingerprint=run["fingerprint"], setting=run["setting"], run=str(run["dir"]), complete=run["complete"])
         for record in run["records"]:
             counts = record.class_counts or []
+            reported = {f"scheme_info.{k}": v for k, v in (record.scheme_info or {}).items()
+                        if isinstance(v, (int, float, str, bool)) or v is None}  # a scheme's own numbers
+            own.update(dict.fromkeys(reported))
             rows.append({**base, **{k: getattr(record, k) for k in (*SCALARS, *DERIVED)}, "n_classes": len(counts),
                          "fallback": bool((record.acquisition_info or {}).get("fallback")),
-                         "class_counts": counts, "per_class_accuracy": record.per_class_accuracy})
+                         "class_counts": counts, "per_class_accuracy": record.per_class_accuracy, **reported})
     columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, *DERIVED, "n_classes",
-               "fallback", "class_counts", "per_class_accuracy"]
+               "fallback", "class_counts", "per_class_accuracy", *sorted(own)]
     df = pd.DataFrame(rows, columns=columns)
     df.attrs["layouts"] = {run["axes"][0]: run["layout"] for run in runs if run["layout"]}  # experiment -> figures
     return df

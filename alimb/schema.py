@@ -27,6 +27,7 @@ from alimb.schemes.trainer import Trainer
 class Dataset(Node):
     """A dataset option (conf/dataset/*.yaml): its loader and what the run needs to know of it."""
 
+    title: Annotated[Optional[str], PRESENTATION, Doc("how figures and tables name the dataset; null: its name")] = None
     per_iteration: Annotated[Positive, Doc("al.per_iteration's default: a size the dataset's pool can afford")]
     paper_imbalance: Annotated[Preset, Doc("the dataset's row of the paper's Table I {target_ir, total}, natural "
                                            "(its own imbalance), or null: imbalance=paper is refused")] = None
@@ -166,7 +167,7 @@ def _message(err: ValidationError, prefix: str, data: Any) -> str:
             break
     key = ".".join([prefix, *keys]).strip(".").replace(".[", "[")
     if first["type"] == "extra_forbidden":
-        return f"unknown config key {key}; remove it (known keys: `alimb --cfg job`; with their docs: `python -m alimb.options`)"
+        return f"unknown config key {key}; remove it (known keys: `alimb --cfg job`; with their docs: `alimb-options`)"
     if first["type"] == "missing":
         return f"config key {key} is required; set it, e.g. {key}=..."
     text = first["msg"].removeprefix("Value error, ")

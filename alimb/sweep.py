@@ -41,7 +41,16 @@ def job_tag(num: Any) -> str:
     return f"[job {num}]" if num not in (None, "") else ""
 
 
-for _name, _fn in (("alimb.variant", variant), ("alimb.job_tag", job_tag)):
+def choices(group: str) -> str:
+    """The `${alimb.choices:GROUP}` resolver (the help's footer): the options of a group of alimb's config tree, so the
+    list grows with the tree and never by hand."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("alimb.conf").joinpath(group)))
+    return ", ".join(sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml")))
+
+
+for _name, _fn in (("alimb.variant", variant), ("alimb.job_tag", job_tag), ("alimb.choices", choices)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 

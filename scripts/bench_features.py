@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_features.py [--backbone resnet18] [--n 2048] [--weights null]
 
-`--backbone` is any option of `alimb/conf/backbone` (resnet18, dinov2_vits14, clip_vitb16_openai, resnet50, ...),
+`--backbone` is any option of `conf/backbone` (resnet18, dinov2_vits14, clip_vitb16_openai, resnet50, ...),
 built from its config as `alimb backbone=NAME` builds it, at its own resolution and normalisation.
 
     .venv/bin/python scripts/bench_features.py --memory [--n 115846] [--dim 384]
@@ -30,7 +30,7 @@ from PIL import Image
 
 from omegaconf import OmegaConf
 
-from alimb.config import build
+from alimb.config import build, load_option
 from alimb.data.images import ImageSet
 from alimb.features import extract
 from alimb.devices import describe_machine, peak_memory_growth
@@ -88,7 +88,7 @@ def memory(n: int, dim: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1024, help="images per measurement")
-    parser.add_argument("--backbone", default="resnet18", help="an option of alimb/conf/backbone")
+    parser.add_argument("--backbone", default="resnet18", help="an option of conf/backbone")
     parser.add_argument("--memory", action="store_true", help="peak memory of featurize at ImageNet-LT size")
     parser.add_argument("--dim", type=int, default=384, help="--memory: feature width (ViT-S/14: 384)")
     parser.add_argument("--weights", default="null", help="the config's weights need a download; null: random weights")
@@ -100,7 +100,7 @@ def main() -> None:
         print(json.dumps({"machine": describe_machine(), **memory(n, args.dim)}, indent=2))
         return
     weights = None if args.weights == "null" else args.weights
-    cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "alimb/conf/backbone" / f"{args.backbone}.yaml")
+    cfg = load_option("backbone", args.backbone)
     cfg.weights, cfg.batch_size, cfg.num_workers = weights, args.batch_size, args.workers
     backbone = build(cfg)
     model = backbone.build()

@@ -6,6 +6,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
+from alimb.cli import rewrite_parts  # noqa: E402
 from alimb.run import CONFIG_DIR  # noqa: E402
 
 
@@ -15,7 +16,7 @@ def make_cfg():
 
     def _compose(*overrides: str):
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(config_name="config", overrides=rewrite_parts(list(overrides)))
 
     return _compose
 

@@ -23,11 +23,18 @@ def test_records_and_summary(make_cfg, tmp_path):
     assert [r["n_labeled"] for r in records] == [20, 40, 60, 80, 100, 120]
     assert [dumps(r) for r in RunDir(run_dir).records()] == [dumps(r) for r in records]
     first = records[0]
-    for key in ("accuracy", "macro_f1", "minority_accuracy", "majority_accuracy", "labeled_ir"):
-        assert 0 <= first[key] <= 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    pool_counts = np.array(summary["pool"]["counts"])
+    minority = pool_counts < pool_counts.mean()  # the pool's minority classes, by the paper's rule, computed here
+    for r in records:  # each derived metric recomputed by hand from what the record holds
+        counts, recall = np.array(r["class_counts"], dtype=float), np.array(r["per_class_accuracy"], dtype=float)
+        assert r["labeled_ir"] == pytest.approx(counts.std() / counts.mean())
+        assert r["accuracy"] == pytest.approx(np.nanmean(recall))
+        assert r["minority_accuracy"] == pytest.approx(np.nanmean(recall[minority]))
+        assert r["majority_accuracy"] == pytest.approx(np.nanmean(recall[~minority]))
+        assert 0 <= r["macro_f1"] <= 1
     assert sum(first["class_counts"]) == 20 and len(first["class_counts"]) == 10
     assert set(first["seconds"]) == {"select", "train", "evaluate", "score"}
-    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["final_accuracy"] == records[-1]["accuracy"]
     accs = [r["accuracy"] for r in records]
     assert min(accs) <= summary["auc"] <= max(accs)
@@ -94,3 +101,18 @@ def test_feature_normalisation_reaches_scheme_and_afs_and_is_recorded(make_cfg, 
     pool, test = normalize(np.array([[3.0, 4.0], [0.0, 0.0]]), np.array([[0.0, 2.0]]), "l2")
     np.testing.assert_allclose(pool, [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
     np.testing.assert_allclose(test, [[0.0, 1.0]])
+
+
+@pytest.mark.parametrize("overrides, reveals", [
+    (("acquisition=dmcs_rand",), False),
+    (("acquisition=dmcs_rand", "acquisition.auxiliary=galaxy"), True),  # GALAXY reads labels, inside DMCS too
+    (("acquisition=dmcs_rand", "acquisition.auxiliary=galaxy", "acquisition.auxiliary.reveal_within_batch=false"),
+     False),
+    # the bandit's arms propose without the oracle: a revealing arm does not make the bandit reveal
+    (("acquisition=minority_bandit", "acquisition.reveal_within_batch=false", "+acquisition@acquisition.arms.galaxy=galaxy"),
+     False),
+])
+def test_records_say_whether_labels_were_read_within_the_batch(make_cfg, tmp_path, overrides, reveals):
+    records, _ = run(make_cfg, tmp_path, *overrides, "al.iterations=3")
+    assert [r.reveal_within_batch for r in records] == [False, reveals, reveals]
+    assert all((r.n_revealed_within_batch > 0) == reveals for r in records[1:])  # what the oracle was asked agrees

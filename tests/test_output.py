@@ -36,11 +36,19 @@ def test_the_readme_python_example_runs_as_written(capsys):
     assert indices.startswith("[") and 0 <= int(n_quota) <= 50
 
 
-def test_help_lists_the_launchers_and_stored_sweeps():
+def test_help_lists_the_launchers_and_stored_sweeps_of_the_config_tree():
+    """Every launcher preset and stored sweep of the config tree, found here by walking its folders, is named in the
+    help's footer (which lists them from the tree, not by hand)."""
+    from alimb.run import CONFIG_DIR
+
     proc = subprocess.run([sys.executable, "-m", "alimb.run", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
-    for word in ("hydra/launcher=", "parallel", "slurm", "slurm_cpu", "slurm_local", "paper/fig1", "alimb-report"):
-        assert word in proc.stdout
+    footer = proc.stdout[proc.stdout.index("Sweeps:"):]
+    for group in ("hydra/launcher", "experiment"):
+        folder = Path(CONFIG_DIR) / group
+        names = {str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml")}
+        assert names and all(re.search(rf"(^|[ ,]){re.escape(n)}(,|\.|$)", footer, re.M) for n in names), (group, names)
+    assert "alimb-report" in footer and "alimb-options" in footer
 
 
 def test_the_readme_results_example_runs_as_written(make_cfg, tmp_path, monkeypatch, capsys):
