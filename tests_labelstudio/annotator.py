@@ -37,15 +37,21 @@ class Annotator:
     def result(label: str, to_name: str = "image") -> list[dict]:
         return [{"from_name": "label", "to_name": to_name, "type": "choices", "value": {"choices": [label]}}]
 
-    def annotate(self, project_id: int, answers: dict[str, str | None], to_name: str = "image") -> dict[str, int]:
-        """Submit each sample's class (None: press Skip); the annotation ids by sample id."""
+    def annotate(self, project_id: int, answers: dict[str, str | None], to_name: str = "image",
+                 skip_after_choosing: dict[str, str] | None = None) -> dict[str, int]:
+        """Submit each sample's class (None: press Skip); the annotation ids by sample id.
+
+        `skip_after_choosing`: samples whose class the annotator clicked before pressing Skip (the page then saves
+        the clicked choice with the cancelled annotation)."""
         tasks = self.tasks(project_id)
         ids = {}
         for sample_id, label in answers.items():
             task_id = tasks[sample_id]["id"]
-            if label is None:  # the Skip button: a cancelled annotation with no result
+            if label is None:  # the Skip button: a cancelled annotation
+                chosen = (skip_after_choosing or {}).get(sample_id)
+                result = self.result(chosen, to_name) if chosen else []
                 r = self.browser.post(f"/api/tasks/{task_id}/annotations/", params={"was_cancelled": 1},
-                                      json={"result": [], "was_cancelled": True, "lead_time": 1.5})
+                                      json={"result": result, "was_cancelled": True, "lead_time": 1.5})
             else:
                 r = self.browser.post(f"/api/tasks/{task_id}/annotations/",
                                       json={"result": self.result(label, to_name), "lead_time": 2.5})

@@ -56,12 +56,12 @@ def title(request) -> str:
 
 @pytest.fixture
 def images(server, title) -> list[Path]:
-    """Eight small PNGs in a folder of their own under the server's document root."""
+    """Eight small PNGs in a folder of their own under the server's document root (the last name needs quoting)."""
     folder = server.document_root / title
     folder.mkdir()
     paths = []
     for i in range(8):
-        path = folder / f"img_{i}.png"
+        path = folder / (f"img_{i}.png" if i < 7 else "img 7 é.png")
         Image.new("RGB", (8, 8), (30 * i, 255 - 30 * i, 7)).save(path)
         paths.append(path)
     return paths

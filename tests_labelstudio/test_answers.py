@@ -30,14 +30,15 @@ def push(client, title, n=7, classes=CLASSES):
 def test_answers_are_pulled_by_sample_id_with_skips_and_a_partial_batch(client, annotator, title):
     project, truth = push(client, title)
     ids = sorted(truth)
-    done = {s: truth[s] for s in ids[:4]}
-    skipped = ids[4]
-    annotator.annotate(project.id, {**dict(reversed(done.items())), skipped: None})
+    done = {s: truth[s] for s in ids[:3]}
+    skipped, unsure = ids[3], ids[4]
+    annotator.annotate(project.id, {**dict(reversed(done.items())), skipped: None, unsure: None},
+                       skip_after_choosing={unsure: truth[unsure]})  # clicked a class, then pressed Skip
     annotator.draft(project.id, ids[5], truth[ids[5]])  # started, not submitted: no answer yet
-    assert client.pull_answers(project, truth) == {**done, skipped: SKIP}
-    assert client.pull_answers(project, ids[3:5]) == {ids[3]: done[ids[3]], skipped: SKIP}  # only those asked for
+    assert client.pull_answers(project, truth) == {**done, skipped: SKIP, unsure: SKIP}
+    assert client.pull_answers(project, ids[2:4]) == {ids[2]: done[ids[2]], skipped: SKIP}  # only those asked for
     annotator.annotate(project.id, {s: truth[s] for s in ids[5:]})
-    assert client.pull_answers(project, truth) == {**truth, skipped: SKIP}
+    assert client.pull_answers(project, truth) == {**truth, skipped: SKIP, unsure: SKIP}
 
 
 def test_asking_for_samples_never_pushed_is_refused(client, title):

@@ -4,6 +4,7 @@ feature-only tasks, and no duplicates when the same batch is pushed again."""
 from __future__ import annotations
 
 import random
+from urllib.parse import quote
 
 import pytest
 
@@ -25,7 +26,7 @@ def test_images_are_served_through_the_local_files_storage(server, client, annot
     tasks = annotator.tasks(project.id)
     for i, path in enumerate(images):
         url = tasks[f"pool-{i}"]["data"]["image"]
-        assert url == f"/data/local-files/?d={title}/img_{i}.png"
+        assert url == f"/data/local-files/?d={quote(title)}/" + (f"img_{i}.png" if i < 7 else "img%207%20%C3%A9.png")
         served = annotator.browser.get(url)
         assert served.status_code == 200 and served.content == path.read_bytes()
     # a folder of the document root that no storage covers is not served: the storage is what allows it
