@@ -13,8 +13,9 @@ from alimb.oracles.label_studio import SKIP, Suggestion, Task, data_uri, local_f
 
 
 def image_batch(server, images, model_version="round0") -> list[Task]:
-    """One task per image, suggesting class a or b."""
-    return [Task(f"pool-{i}", image=local_files_url(p, server.document_root),
+    """One task per image (its address under the server's document root, or a folder's), suggesting a or b."""
+    root = getattr(server, "document_root", server)
+    return [Task(f"pool-{i}", image=local_files_url(p, root),
                  suggestion=Suggestion("ab"[i % 2], 0.5 + i / 100, model_version)) for i, p in enumerate(images)]
 
 
@@ -36,6 +37,22 @@ def test_images_are_served_through_the_local_files_storage(server, client, annot
     assert annotator.browser.get(local_files_url(other / "x.png", server.document_root)).status_code == 404
 
 
+def test_images_the_server_cannot_serve_are_refused_before_anything_is_pushed(server, client, title, images,
+                                                                              tmp_path):
+    project = client.ensure_project(title, ["a", "b"])
+    with pytest.raises(UserError) as e:  # the folder is not connected as a storage yet
+        client.push_tasks(project, image_batch(server, images))
+    message = str(e.value)
+    assert message.startswith(f"Label Studio at {server.url} cannot serve the image of sample 'pool-0' (")
+    assert "HTTP 404" in message and "connect_local_files" in message and "\n" not in message
+    client.connect_local_files(project, images[0].parent)
+    wrong_root = image_batch(tmp_path, [tmp_path / p.name for p in images])  # oracle.document_root is not the server's
+    with pytest.raises(UserError, match="is oracle.document_root its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"):
+        client.push_tasks(project, wrong_root)
+    assert client.tasks(project) == []
+    assert client.push_tasks(project, image_batch(server, images)).created == len(images)
+
+
 def test_a_folder_outside_the_document_root_is_refused_in_one_line(server, client, title, tmp_path):
     project = client.ensure_project(title, ["a", "b"])
     with pytest.raises(UserError) as e:
@@ -47,6 +64,7 @@ def test_a_folder_outside_the_document_root_is_refused_in_one_line(server, clien
 
 def test_suggestions_are_predictions_of_this_rounds_model_version(server, client, annotator, title, images):
     project = client.ensure_project(title, ["a", "b"])
+    client.connect_local_files(project, images[0].parent)
     client.push_tasks(project, image_batch(server, images[:4], "round0"))
     client.push_tasks(project, image_batch(server, images, "round1")[4:])
     tasks = annotator.tasks(project.id)
@@ -63,6 +81,7 @@ def test_suggestions_are_predictions_of_this_rounds_model_version(server, client
 
 def test_pushing_a_batch_again_duplicates_nothing(server, client, annotator, title, images):
     project = client.ensure_project(title, ["a", "b"])
+    client.connect_local_files(project, images[0].parent)
     batch = image_batch(server, images)
     first = client.push_tasks(project, batch[:5])  # a run that crashed after pushing part of the batch
     assert (first.created, first.existing) == (5, 0)
@@ -75,6 +94,7 @@ def test_pushing_a_batch_again_duplicates_nothing(server, client, annotator, tit
 
 def test_a_batch_with_a_foreign_suggestion_is_refused_before_anything_is_pushed(server, client, title, images):
     project = client.ensure_project(title, ["a", "b"])
+    client.connect_local_files(project, images[0].parent)
     batch = image_batch(server, images)
     batch[-1] = Task("pool-7", image=batch[-1].image, suggestion=Suggestion("zebra", 0.9, "r0"))
     with pytest.raises(UserError, match="the suggestion 'zebra' for sample 'pool-7' is not one of"):

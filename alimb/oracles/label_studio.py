@@ -30,7 +30,7 @@ import requests
 
 from alimb.errors import UserError
 from alimb.oracles.label_studio_answers import SKIP, Answer, Conflicts, Skip, answers_from_tasks, read_export
-from alimb.oracles.label_studio_tasks import (INSTRUCTIONS, Kind, Suggestion, Task, check_class_names,
+from alimb.oracles.label_studio_tasks import (INSTRUCTIONS, LOCAL_FILES, Kind, Suggestion, Task, check_class_names,
                                               config_classes, data_uri, labeling_config, local_files_url, task_json,
                                               with_classes, write_offline)
 
@@ -132,7 +132,7 @@ class LabelStudio:
         except requests.Timeout:
             raise UserError(f"Label Studio at {self.url} did not answer within {self.timeout:g} s ({what})") from None
         except requests.RequestException as e:
-            reason = type(e).__name__ if not isinstance(e, requests.ConnectionError) else "connection failed"
+            reason = "connection failed" if type(e) is requests.ConnectionError else type(e).__name__
             raise UserError(f"cannot reach Label Studio at {self.url} ({what}: {reason}): start the server or set "
                             "oracle.url to its address") from None
 
@@ -268,9 +268,16 @@ class LabelStudio:
         bodies = [task_json(t, project.kind, project.class_names) for t in tasks]  # everything checked before pushing
         have = {str((t.get("data") or {}).get("sample_id")) for t in self.tasks(project, full=False)}
         new = [b for b in bodies if b["data"]["sample_id"] not in have]
+        local = [b["data"] for b in new if b["data"].get("image", "").startswith(LOCAL_FILES)]
+        if local:  # one image tells whether the server serves the batch's files, before anything is imported
+            self._check_served(local[0])
         for start in range(0, len(new), IMPORT_CHUNK):
             chunk = new[start:start + IMPORT_CHUNK]
             done = self._call("POST", f"/api/projects/{project.id}/import", "importing tasks", json=chunk)
+            if "task_count" not in done and "import" in done:  # Enterprise editions import in a background job
+                raise UserError(f"Label Studio at {self.url} imports tasks in the background (import "
+                                f"{done['import']}), which this client does not follow: wait for them in "
+                                f"{project.url}, then run again (tasks already there are not pushed twice)")
             if done.get("task_count") != len(chunk):
                 raise UserError(f"Label Studio imported {done.get('task_count')} of {len(chunk)} tasks into "
                                 f"{project.url}: look at the project")
@@ -279,6 +286,19 @@ class LabelStudio:
             self._call("PATCH", f"/api/projects/{project.id}", "selecting the suggestions' model version",
                        json={"model_version": versions[-1]})
         return PushReport(created=len(new), existing=len(bodies) - len(new))
+
+    def _check_served(self, data: dict) -> None:
+        """Refuse in one line when Label Studio would not show the task's local-files image to the annotator."""
+        r = self._send("GET", data["image"], "reading an image", {"Authorization": self._authorization()},
+                       stream=True)
+        r.close()
+        if r.status_code != 200:
+            reason = ("local files serving is off: start it with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true"
+                      if r.status_code == 403 else
+                      "is oracle.document_root its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, and is the folder "
+                      "connected as local-files storage (connect_local_files)?")
+            raise UserError(f"Label Studio at {self.url} cannot serve the image of sample {data['sample_id']!r} "
+                            f"({data['image']}: HTTP {r.status_code}): {reason}")
 
     def pull_answers(self, project: Project, sample_ids: Collection[str], *,
                      conflicts: Conflicts = "error") -> dict[str, Answer]:

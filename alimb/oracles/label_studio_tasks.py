@@ -33,6 +33,7 @@ OBJECT_TAGS: dict[str, str] = {"image": "Image", "text": "Text"}  # kind -> the 
 INSTRUCTIONS = ("<p>Choose the class this sample belongs to. Not sure, or none of them? Press <b>Skip</b>: "
                 "alimb counts the sample as skipped and does not ask for it again.</p>")
 TASKS_FILE, CONFIG_FILE = "tasks.json", "labeling_config.xml"
+LOCAL_FILES = "/data/local-files/?d="  # where Label Studio serves a file under its document root
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def local_files_url(path: str | os.PathLike, document_root: str | os.PathLike) -
     if root not in full.parents:
         raise UserError(f"image {full} is not under the Label Studio document root {root}: set oracle.document_root "
                         "to a folder above the images (the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
-    return "/data/local-files/?d=" + quote(full.relative_to(root).as_posix())
+    return LOCAL_FILES + quote(full.relative_to(root).as_posix())
 
 
 def data_uri(path: str | os.PathLike) -> str:
