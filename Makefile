@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.alimb-installed
 
-.PHONY: install run test test-slurm clean gpu-check gpu-wheels
+.PHONY: install run test test-slurm test-labelstudio clean gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -25,6 +25,21 @@ test: install
 test-slurm: install
 	PYTHON=$(BIN)/python bash scripts/test_slurm.sh
 
+# tests_labelstudio/ against a real Label Studio server on 127.0.0.1 that the tests start and stop. The server gets
+# its own venv (~1 GB, no torch; pins in tests_labelstudio/server-constraints.txt): alimb's stays light and talks
+# to it over HTTP with requests. Install ~1 min, first server start (migrations) 25-90 s, the suite ~1 min more.
+LS_VENV ?= .venv-ls
+LS_STAMP := $(LS_VENV)/.label-studio-installed
+
+$(LS_STAMP): tests_labelstudio/server-constraints.txt
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet -c tests_labelstudio/server-constraints.txt label-studio
+	$(LS_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit('label-studio pulled in torch' if u.find_spec('torch') else 0)"
+	touch $@
+
+test-labelstudio: install $(LS_STAMP)
+	LABEL_STUDIO_BIN=$(abspath $(LS_VENV))/bin/label-studio WANDB_MODE=offline $(BIN)/python -m pytest tests_labelstudio -p no:cacheprovider
+
 # on a GPU machine (no network there): carry wheels/ along, then `make gpu-check` (<= 8 min on one H100)
 gpu-check:
 	bash scripts/gpu_check.sh --out gpu_check_out
@@ -40,4 +55,4 @@ gpu-wheels: install
 	  hydra-submitit-launcher pydantic
 
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) $(LS_VENV) outputs
