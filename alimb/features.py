@@ -188,7 +188,7 @@ def featurize(
     if isinstance(data, ArrayDataset):
         if images and data.train_images is None:
             raise UserError("this scheme fine-tunes on images, but the dataset provides features only; "
-                            "use an image dataset (digits, cifar100, food101, mit67, image_folder)")
+                            "use a dataset that loads images (alimb --help lists the datasets)")
         return data
     folder = Path(cache_dir).expanduser() / data.key
     model_box: dict = {}  # the model is built at most once, and only if some split must be extracted

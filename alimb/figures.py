@@ -1,8 +1,8 @@
 """Figures for a paper: PDF (vector) and PNG at 300 dpi, colour-blind-safe, legends outside the data.
 
-One colour per AF in every figure (Okabe-Ito palette), the paper's minority-class sampling family in solid
-lines with markers, baselines dashed; light ± std bands; panels of one figure share their y-axis; titles
-name the dataset, the imbalance and the budget.
+One look per AF in every figure of a report (`looks`: Okabe-Ito colours, the paper's methods, as their AF declares,
+solid with markers, the others dashed, the baseline black); light ± std bands; panels of one figure share their
+y-axis; titles name the dataset and the imbalance as their declarations do, and the budget.
 """
 
 from __future__ import annotations
@@ -13,16 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alimb.summary import Group, is_paper_method, penalty_matrix
+from alimb.summary import Group, penalty_matrix
 
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000"]
-BASELINES = {  # af -> (colour, line style): random is the black reference line
-    "random": ("#000000", "--"), "margin": ("#E69F00", "--"), "entropy": ("#56B4E9", "--"),
-    "least_confidence": ("#999999", ":"), "coreset": ("#009E73", "--"), "cds_bal": ("#009E73", ":"),
-}
-FAMILIES = {"cmcs": ("#0072B2", "v"), "umcs": ("#CC79A7", "^"), "dmcs": ("#D55E00", "o")}  # the paper's methods
-DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "food101": "Food-101", "mit67": "MIT-67", "digits": "Digits",
-            "synthetic": "Synthetic", "embeddings": "Embeddings", "image_folder": "Image folder"}
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#999999"]
+MARKERS = ["o", "^", "v", "s", "D", "P"]  # the paper's methods, in the order of their names
 METRICS = {  # metric -> (file stem, y label)
     "accuracy": ("accuracy", "accuracy (mean per-class)"),
     "minority_accuracy": ("minority_recall", "recall on minority classes"),
@@ -31,40 +25,37 @@ METRICS = {  # metric -> (file stem, y label)
 }
 
 
-def style(af: str) -> dict:
-    """The same look for an AF in every figure: the paper's methods solid (rand) or dash-dot (marg) with a marker
-    per family, baselines dashed or dotted, others dotted in a colour of their own."""
-    base = af.split(" ")[0]
-    family, _, auxiliary = base.partition("_")
-    if is_paper_method(base) and family in FAMILIES:
-        colour, marker = FAMILIES[family]
-        return {"color": colour, "linestyle": "-" if auxiliary == "rand" else "-.", "marker": marker, "ms": 3.5,
-                "linewidth": 1.8}
-    colour, line = BASELINES.get(base, (OKABE_ITO[sum(map(ord, base)) % len(OKABE_ITO)], ":"))
-    return {"color": colour, "linestyle": line, "marker": None, "linewidth": 1.3}
+def looks(groups: list[Group], baseline: str) -> dict[str, dict]:
+    """One look per AF for the whole report (the same in every figure): the baseline AF the black dashed reference,
+    the paper's methods (declared on their AF) solid with a marker each, the others dashed; colours from the
+    Okabe-Ito palette in the order of the AFs' names."""
+    names = sorted({g.label for g in groups})
+    paper = sorted({g.label for g in groups if g.paper_method})
+    others = [n for n in names if n != baseline]
+    out = {}
+    for i, name in enumerate(others):
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        if name in paper:
+            out[name] = {"color": colour, "linestyle": "-", "marker": MARKERS[paper.index(name) % len(MARKERS)],
+                         "ms": 3.5, "linewidth": 1.8}
+        else:
+            out[name] = {"color": colour, "linestyle": "--" if i % 2 == 0 else ":", "marker": None, "linewidth": 1.3}
+    out[baseline] = {"color": "#000000", "linestyle": "--", "marker": None, "linewidth": 1.3}
+    return out
 
 
-def imbalance_title(name: str) -> str:
-    if name.startswith("exp"):
-        return f"ir {name[3:]}"
-    if name.startswith("step"):
-        return f"step ρ = {name[4:]}"
-    if name.startswith("lt"):
-        return f"long tail ρ = {name[2:]}"
-    return {"paper": "Table I imbalance", "none": "balanced"}.get(name, name)
-
-
-def title(dataset: str, imbalance: str, budget: tuple[int, int] | None = None, extra: str = "") -> str:
-    parts = [DATASETS.get(dataset, dataset), imbalance_title(imbalance)]
+def title(group: Group, budget: tuple[int, int] | None = None, extra: str = "") -> str:
+    """The dataset, the imbalance (as their declarations name them) and the budget."""
+    parts = [*group.titles]
     if budget:
         parts.append(f"{budget[0]} × {budget[1]} labels")
     return ", ".join(parts) + (f" — {extra}" if extra else "")
 
 
-def draw(ax, group, metric: str, label: str, crowded: bool, linestyle: str | None = None) -> None:
+def draw(ax, group: Group, metric: str, label: str, look: dict, crowded: bool, linestyle: str | None = None) -> None:
     """Mean over seeds, a light ± std band, and a `*` where the scheme switched (accuracy)."""
     x, mean, std = group.curve(metric)
-    kw = style(label)
+    kw = dict(look)
     if linestyle:
         kw["linestyle"] = linestyle
     ax.plot(x, mean, label=f"{label} (n={len(group.complete)})", **kw)
@@ -127,7 +118,7 @@ def penalty_heatmap(matrix: np.ndarray, names: list[str], out: Path, stem: str, 
     return _write(fig, out, stem)
 
 
-def plot_panels(groups: list[Group], out: Path) -> list[Path]:
+def plot_panels(groups: list[Group], out: Path, look: dict[str, dict]) -> list[Path]:
     """Per (experiment, dataset, imbalance): one figure per metric (accuracy, minority recall, labeled ir, class
     discovery) with a panel per scheme, and a scheme comparison when several schemes ran."""
     import matplotlib.pyplot as plt
@@ -146,20 +137,20 @@ def plot_panels(groups: list[Group], out: Path) -> list[Path]:
             for ax, scheme in zip(axes, schemes):
                 here = sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.label)
                 for g in here:
-                    draw(ax, g, metric, g.label, crowded)
-                ax.set_title(title(dataset, imbalance, here[0].budget(), scheme), fontsize=9)
+                    draw(ax, g, metric, g.label, look[g.label], crowded)
+                ax.set_title(title(here[0], here[0].budget(), scheme), fontsize=9)
             written += save(fig, out, f"{stem}_{tag}")
         if len(schemes) > 1:
             fig, axes = panels(plt, 1, "accuracy (mean per-class)")
             lines = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
             for g in sorted(members, key=lambda g: (g.key[4], g.label)):
-                draw(axes[0], g, "accuracy", f"{g.label} {g.key[4]}", True, lines[g.key[4]])
-            axes[0].set_title(title(dataset, imbalance, members[0].budget(), "schemes"), fontsize=9)
+                draw(axes[0], g, "accuracy", f"{g.label} {g.key[4]}", look[g.label], True, lines[g.key[4]])
+            axes[0].set_title(title(members[0], members[0].budget(), "schemes"), fontsize=9)
             written += save(fig, out, f"schemes_{tag}")
     return written
 
 
-def plot_declared(groups: list[Group], layouts: dict[str, dict], out: Path) -> list[Path]:
+def plot_declared(groups: list[Group], layouts: dict[str, dict], out: Path, look: dict[str, dict]) -> list[Path]:
     """The figures each experiment declares (`report.figures` in its YAML, e.g. conf/experiment/paper/fig1.yaml):
     one panel per (dataset, imbalance), shared y-axis; `lines: scheme` draws scheme x AF with a line style per
     scheme, else one line per AF with a `*` at the switch."""
@@ -179,10 +170,10 @@ def plot_declared(groups: list[Group], layouts: dict[str, dict], out: Path) -> l
                 here = sorted((g for g in members if g.key[1:3] == (dataset, imbalance)), key=lambda g: g.key[3:])
                 for g in here:
                     if by_scheme:
-                        draw(ax, g, plan["metric"], f"{g.label} {g.key[4]}", True, lines[g.key[4]])
+                        draw(ax, g, plan["metric"], f"{g.label} {g.key[4]}", look[g.label], True, lines[g.key[4]])
                     else:
-                        draw(ax, g, plan["metric"], g.label, len(here) > 5)
-                ax.set_title(title(dataset, imbalance, here[0].budget()), fontsize=9)
+                        draw(ax, g, plan["metric"], g.label, look[g.label], len(here) > 5)
+                ax.set_title(title(here[0], here[0].budget()), fontsize=9)
             written += save(fig, out, plan["file"])
     return written
 
@@ -204,7 +195,7 @@ def penalty_matrices(groups: list[Group], out: Path) -> list[Path]:
         name, dataset, imbalance, _, scheme, variant = members[0].key
         stem = f"penalty_{'' if name == 'default' else name + '_'}{dataset}_{imbalance}_{scheme}"
         pd.DataFrame(matrix, index=names, columns=names).to_csv(out / f"{stem}.csv")
-        heading = title(dataset, imbalance, members[0].budget(), scheme)
+        heading = title(members[0], members[0].budget(), scheme)
         written += penalty_heatmap(matrix, names, out, stem, heading)
     return written
 

@@ -176,3 +176,24 @@ def labels(config: dict, variant_level: str = "") -> dict:
     what = f"{acquisition}/{scheme}"
     return {"name": f"{what}/{variant_level}seed{config['seed']}", "group": f"{name}/{dataset}/{imbalance}",
             "job_type": what, "tags": [acquisition, scheme]}
+
+
+def titles(config: dict) -> dict:
+    """How figures and tables show a run, from its config and the declarations: whether its AF is the paper's method
+    (declared on the function: `paper_method`), the dataset's title (its YAML's `title`) and the imbalance's (the
+    profile's own `title(options)`)."""
+    from alimb.declarations import target_callable
+
+    def declared_attr(node: Any, attribute: str) -> Any:
+        target = node.get("_target_") if isinstance(node, dict) else None
+        try:
+            return getattr(target_callable(target), attribute, None) if isinstance(target, str) else None
+        except (ImportError, AttributeError, ValueError):
+            return None
+
+    imbalance = config.get("imbalance") or {}
+    describe = declared_attr(imbalance, "title")
+    dataset = config.get("dataset") or {}
+    return {"paper_method": bool(declared_attr(config.get("acquisition"), "paper_method")),
+            "dataset_title": str(dataset.get("title") or dataset.get("name", "")),
+            "imbalance_title": describe(imbalance) if callable(describe) else str(imbalance.get("name", ""))}

@@ -30,7 +30,8 @@ def report(dirs: list[Path], out: Path, baseline: str = BASELINE) -> dict:
     groups = group_runs(df)
     out.mkdir(parents=True, exist_ok=True)
     write_tables(table_rows(groups, baseline), out, baseline)
-    drawn = figures.plot_panels(groups, out) + figures.plot_declared(groups, df.attrs.get("layouts", {}), out) \
+    look = figures.looks(groups, baseline)
+    drawn = figures.plot_panels(groups, out, look) + figures.plot_declared(groups, df.attrs.get("layouts", {}), out, look) \
         + figures.penalty_matrices(groups, out)
     runs = df.drop_duplicates("run")
     return {"runs": len(runs), "unfinished": int((~runs["complete"]).sum()), "figures": drawn,

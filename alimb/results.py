@@ -24,7 +24,7 @@ import pandas as pd
 
 from alimb.errors import UserError
 from alimb.identity import AXES as RUN_AXES
-from alimb.identity import axes, identity
+from alimb.identity import axes, identity, titles
 from alimb.records import DERIVED, SCALAR_FIELDS
 from alimb.state import RunDir, find
 
@@ -92,7 +92,7 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
             run = _read_run(run_dir)
             if run is None:
                 continue
-            run["layout"] = run["config"].get("report")
+            run["layout"], run["titles"] = run["config"].get("report"), titles(run["config"])
             # what it ran (not how it is named, logged or drawn), within its experiment: the same computation in two
             # experiments is a run of each
             run["config"] = {**identity(run["config"]), "name": run["axes"][0]}
@@ -107,7 +107,8 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
     rows, own = [], {}
     for run in runs:
         base = dict(zip(AXES, run["axes"]), seed=int(run["config"]["seed"]), variant=variants[run["fingerprint"]],
-                    fingerprint=run["fingerprint"], setting=run["setting"], run=str(run["dir"]), complete=run["complete"])
+                    fingerprint=run["fingerprint"], setting=run["setting"], run=str(run["dir"]), complete=run["complete"],
+                    **run["titles"])
         for record in run["records"]:
             counts = record.class_counts or []
             reported = {f"scheme_info.{k}": v for k, v in (record.scheme_info or {}).items()
@@ -116,7 +117,8 @@ def load(dirs: list[str | Path]) -> pd.DataFrame:
             rows.append({**base, **{k: getattr(record, k) for k in (*SCALARS, *DERIVED)}, "n_classes": len(counts),
                          "fallback": bool((record.acquisition_info or {}).get("fallback")),
                          "class_counts": counts, "per_class_accuracy": record.per_class_accuracy, **reported})
-    columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", *SCALARS, *DERIVED, "n_classes",
+    columns = [*AXES, "seed", "variant", "fingerprint", "setting", "run", "complete", "paper_method", "dataset_title",
+               "imbalance_title", *SCALARS, *DERIVED, "n_classes",
                "fallback", "class_counts", "per_class_accuracy", *sorted(own)]
     df = pd.DataFrame(rows, columns=columns)
     df.attrs["layouts"] = {run["axes"][0]: run["layout"] for run in runs if run["layout"]}  # experiment -> figures

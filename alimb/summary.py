@@ -21,11 +21,6 @@ ALPHA = 0.05
 BASELINE = "random"  # the AF every other is compared with, unless the report is told another
 
 
-def is_paper_method(af: str) -> bool:
-    """The paper's minority-class sampling family (never anyone's "best baseline")."""
-    return af.split(" ")[0].endswith(("mcs_rand", "mcs_marg"))
-
-
 @dataclass
 class Group:
     """The runs of one (experiment, dataset, imbalance, AF, scheme, variant): complete ones, one frame each."""
@@ -34,6 +29,8 @@ class Group:
     complete: list[pd.DataFrame]
     partial: int
     setting: str  # the config less seed and AF: groups compared with each other share it
+    paper_method: bool = False  # the paper's method (declared on its AF), never anyone's "best baseline"
+    titles: tuple = ("", "")  # how figures name its dataset and its imbalance
     _areas: dict = field(default_factory=dict, repr=False)  # metric -> per_seed's result
 
     @property
@@ -76,7 +73,9 @@ def group_runs(df: pd.DataFrame) -> list[Group]:
     for key, rows in df.groupby(list(GROUP), sort=True, dropna=False):
         runs = [r.sort_values("iteration") for _, r in rows.groupby("run", sort=True)]
         complete = [r for r in runs if r["complete"].iloc[0]]
-        groups.append(Group(tuple(key), complete, len(runs) - len(complete), rows["setting"].iloc[0]))
+        first = rows.iloc[0]
+        groups.append(Group(tuple(key), complete, len(runs) - len(complete), first["setting"], bool(first["paper_method"]),
+                            (first["dataset_title"], first["imbalance_title"])))
     return groups
 
 
@@ -111,7 +110,7 @@ def best_baseline(group: Group, groups: list[Group]) -> Group | None:
     """The baseline AF (not the paper's minority-class sampling) of the same setting with the highest mean AUBC,
     other than `group` itself."""
     rivals = [g for g in groups if g.setting == group.setting and g is not group and g.complete
-              and not is_paper_method(g.key[3])]
+              and not g.paper_method]
     return max(rivals, key=lambda g: np.mean(list(g.per_seed("accuracy").values())), default=None)
 
 

@@ -50,7 +50,16 @@ def choices(group: str) -> str:
     return ", ".join(sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml")))
 
 
-for _name, _fn in (("alimb.variant", variant), ("alimb.job_tag", job_tag), ("alimb.choices", choices)):
+def declared_default(target: str, option: str) -> Any:
+    """The `${alimb.default:TARGET,OPTION}` resolver: an option's declared default, where a YAML must name a value
+    that falls back to it (a dataset's own value or else the callable's), so the default is written once."""
+    from alimb.declarations import declared, target_callable
+
+    return declared(target_callable(target))[option].default
+
+
+for _name, _fn in (("alimb.variant", variant), ("alimb.job_tag", job_tag), ("alimb.choices", choices),
+                   ("alimb.default", declared_default)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 

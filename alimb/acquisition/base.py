@@ -139,6 +139,13 @@ def whole_pool(af: Callable) -> Callable:
     return af
 
 
+def paper_method(af: Callable) -> Callable:
+    """Declares the paper's own method (minority-class sampling): the report draws it as such and never counts it
+    among the baselines."""
+    af.paper_method = True
+    return af
+
+
 def _unwrap(af: Any) -> tuple[Any, dict]:
     """(the function, its bound options) of a built AF (a `functools.partial`, as Hydra builds `_partial_: true`)."""
     import functools

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import numpy as np
 
-from alimb.acquisition.base import AF, Context, Selection, per_row
+from alimb.acquisition.base import AF, Context, Selection, paper_method, per_row
 from alimb.options import Doc, Part
 
 
@@ -54,6 +54,7 @@ def allocate(quotas: np.ndarray, candidates: np.ndarray, budget: int) -> np.ndar
     return taken
 
 
+@paper_method
 def minority_sampling(
     ctx: Context, *,
     within: Annotated[AF, Part("acquisition", narrows=True), Doc(

@@ -71,6 +71,10 @@ def class_order(available: np.ndarray, order: str, rng: np.random.Generator) -> 
 class NoImbalance:
     """Keep every sample."""
 
+    @staticmethod
+    def title(options: dict) -> str:
+        return "balanced" if options.get("name") == "none" else "its own imbalance"
+
     def __init__(self, seed: Annotated[PoolSeed, Doc("unused: nothing is sampled")] = POOL_SEED):
         self.seed = seed
 
@@ -80,6 +84,11 @@ class NoImbalance:
 
 class Exponential:
     """Exponential profile solved for a target ir (and optionally a target total)."""
+
+    @staticmethod
+    def title(options: dict) -> str:
+        total = options.get("total")
+        return f"ir {options.get('target_ir')}" + (f", {total} samples" if total else "")
 
     def __init__(
         self,
@@ -162,8 +171,15 @@ def paper_preset(
     return NoImbalance(seed) if preset == "natural" else Exponential(order="random", seed=seed, **preset)
 
 
+paper_preset.title = lambda options: "Table I imbalance"  # noqa: E731 - how figures name it
+
+
 class Step:
     """Step profile (Buda et al.): a fraction of the classes are minority, rho times smaller than the rest."""
+
+    @staticmethod
+    def title(options: dict) -> str:
+        return f"step ρ = {options.get('rho')}"
 
     def __init__(
         self,
@@ -192,6 +208,10 @@ class LongTail:
 
     takes_first = True
 
+    @staticmethod
+    def title(options: dict) -> str:
+        return f"long tail ρ = {options.get('rho')}"
+
     def __init__(
         self,
         rho: Annotated[Rho, Doc("the imbalance factor n_max / n_min (10, 50, 100 in the literature)")] = 100,
@@ -212,6 +232,10 @@ class LongTail:
 
 class Counts:
     """Explicit per-class counts: a list, or a file (text, one count per line or whitespace-separated, or .npy)."""
+
+    @staticmethod
+    def title(options: dict) -> str:
+        return "given counts"
 
     def __init__(
         self,
