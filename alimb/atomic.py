@@ -18,13 +18,20 @@ class DiskFull(UserError):
     """No space left where a file had to be written: the path, what it needed, what is free."""
 
 
-def _free_mb(path: Path) -> float:
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def _free(path: Path) -> str:
     for p in [path, *path.parents]:
         try:
-            return shutil.disk_usage(p).free / 1e6
+            return _size(shutil.disk_usage(p).free)
         except OSError:
             continue
-    return float("nan")
+    return "an unknown amount"
 
 
 @contextmanager
@@ -37,9 +44,9 @@ def writing(path: Path, needed: int, *temporary: Path) -> Iterator[None]:
         for tmp in temporary:
             Path(tmp).unlink(missing_ok=True)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(f"no space left to write {path} (it needs about {max(needed, 1) / 1e6:.1f} MB, "
-                           f"{_free_mb(Path(path).parent):.1f} MB are free); make room and run the same command "
-                           "again: nothing written so far is lost") from None
+            raise DiskFull(f"no space left to write {path} (it needs about {_size(max(needed, 1))}, "
+                           f"{_free(Path(path).parent)} are free); make room and run the same command again: nothing "
+                           "written so far is lost") from None
         raise
 
 

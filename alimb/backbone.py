@@ -55,11 +55,13 @@ def check_weights_file(path: str | None) -> None:
         size = file.stat().st_size
         with open(file, "rb") as f:
             head = f.read(8)
-            if zipfile.is_zipfile(file):
+            if head.startswith(b"PK"):  # torch's zip format: every member's checksum (a cut-short file fails here)
                 with zipfile.ZipFile(file) as archive:
-                    bad = archive.testzip()  # CRCs of every member: a truncated or damaged archive
+                    bad = archive.testzip()
                 if bad is not None:
                     raise ValueError(f"member {bad} is damaged")
+                return
+            if head[:1] == b"\x80":  # torch's legacy pickle format: nothing to check without loading it
                 return
             if len(head) == 8:
                 (length,) = struct.unpack("<Q", head)
@@ -69,6 +71,8 @@ def check_weights_file(path: str | None) -> None:
                     if 8 + length + end > size:
                         raise ValueError(f"it holds {size} bytes, its header promises {8 + length + end}")
                     return
+                if length > size - 8 and length < 1 << 32:
+                    raise ValueError(f"it holds {size} bytes, its header alone promises {length + 8}")
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as err:
         raise UserError(f"backbone weights {file} cannot be read ({str(err).splitlines()[0] or type(err).__name__}); "
                         f"{fix}") from None

@@ -94,9 +94,14 @@ def _key(override: str) -> str:
 
 
 def rewrite_parts(args: list[str]) -> list[str]:
-    """The command line's overrides with each part chosen by name and configured further (`K=NAME` and `K.x=...`)
+    """The command line's overrides (each checked to name a key: `=3` is one line, as Hydra would not say) with each part chosen by name and configured further (`K=NAME` and `K.x=...`)
     turned into the defaults-list choice `GROUP@K=NAME`; `+K.x=...` then becomes `++K.x=...` (the option exists)."""
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    from alimb.errors import UserError
+
+    for a in overrides:
+        if not _key(a).split("@")[-1].strip():
+            raise UserError(f"the override {a!r} names no key; write KEY=VALUE, e.g. seed=3")
     chosen = {}
     for a in overrides:
         key, value = a.split("=", 1)

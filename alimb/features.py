@@ -205,6 +205,10 @@ def featurize(
 
         content = image_set.fingerprint(FORMAT)
         features, bad = cached_array(folder / f"{split}-{backbone.cache_name}-{content}.npy", extract_split, len(image_set))
+        if bad and len(bad) == len(image_set):
+            raise UserError(f"none of the {len(image_set)} {split} images could be read (e.g. {bad[0][1]}); check "
+                            "that the images exist under the dataset's root (dataset.loader.root, data_dir) and "
+                            "that they are images")
         if bad and data.on_bad_image == "fail":
             raise UserError(
                 f"cannot decode {bad[0][1]} ({len(bad)} unreadable {split} images); fix or remove them, "

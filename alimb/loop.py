@@ -93,6 +93,10 @@ def load_data(cfg: DictConfig, needs_images: bool) -> Data:
     data = featurize(raw, build(cfg.backbone), cfg.cache_dir, images=needs_images)
     same = np.array_equal(data.train_y, labels)  # unless extraction dropped images, the pool planned is the pool
     if not same:
+        lost = np.setdiff1d(np.unique(labels), data.train_y)
+        if lost.size:
+            raise UserError(f"no training image of class {data.class_names[lost[0]]!r} could be read ({lost.size} "
+                            "class(es) lost every image); fix or replace its images, or remove the class")
         check_labels(data.train_y, data.test_y, data.n_classes)
     check_test(data.test_y)
     keep = planned if same else induce(data.train_y, data.n_classes, profile, profile.seed)  # into the training split

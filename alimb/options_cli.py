@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from alimb.errors import UserError
     from alimb.schema import validate
 
-    overrides = rewrite_parts(sys.argv[1:] if argv is None else argv)
     try:
+        overrides = rewrite_parts(sys.argv[1:] if argv is None else argv)
         with initialize_config_module("alimb.conf", version_base="1.3"):
             cfg = compose("config", overrides=overrides)
             expand_parts(cfg)

@@ -63,3 +63,21 @@ def wait_for(flag, proc, timeout: float = 300) -> None:
         assert proc.poll() is None, "the run ended before its pause"
         assert time.monotonic() < deadline, "the run never reached its pause"
         time.sleep(0.01)
+
+
+class StopAfter:
+    """A logger (`logger._target_=tests.helpers.StopAfter`) that interrupts the run, as Ctrl-C would, once iteration
+    `iteration` is saved: the first half of a run, in the test's own process."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def start(self, *args, **kwargs) -> None:
+        pass
+
+    def log(self, record) -> None:
+        if record.iteration == self.iteration:
+            raise KeyboardInterrupt
+
+    def finish(self, *args, **kwargs) -> None:
+        pass

@@ -26,8 +26,9 @@ def _unpickle(path: Path, name: str) -> dict:
     try:
         with open(path, "rb") as f:
             return pickle.load(f, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
-        raise UserError(f"cannot read {path} as a {name} pickle ({err}); delete it and download again") from None
+    except Exception as err:  # noqa: BLE001 - a damaged pickle raises about anything (EOFError, ValueError, ...)
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise UserError(f"cannot read {path} as a {name} pickle ({reason}); delete it and download again") from None
 
 
 def _split(paths: list[Path], label_key: bytes, name: str) -> ImageSet:
@@ -40,7 +41,14 @@ def _split(paths: list[Path], label_key: bytes, name: str) -> ImageSet:
             labels.extend(batch[label_key])
         except KeyError as err:
             raise UserError(f"{path} lacks key {err}; is it the python version of {name}?") from None
-    images = np.concatenate(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (n, 32, 32, 3)
+    try:
+        images = np.concatenate(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (n, 32, 32, 3)
+    except ValueError:
+        raise UserError(f"{paths[0].parent} holds {name} batches of the wrong size (not 3 072 bytes per image); "
+                        "delete it and download again") from None
+    if images.shape[0] != len(labels):
+        raise UserError(f"{paths[0].parent}: {images.shape[0]} images but {len(labels)} labels; delete it and "
+                        "download again")
     return ImageSet(np.asarray(labels), arrays=np.ascontiguousarray(images))
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -56,8 +58,12 @@ def extract(archive: Path, into: Path) -> None:
     """Extract a tar archive into `into`: in a temporary folder first, then each top-level entry moved in."""
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=into, prefix=".extract-") as tmp:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"the archive {archive} is damaged ({reason}); delete it and download it again") from None
         for entry in Path(tmp).iterdir():
             target = into / entry.name
             if not target.exists():

@@ -6,8 +6,10 @@ An `ImageSet` is either in memory (uint8 array, e.g. CIFAR) or a list of files d
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -147,23 +149,48 @@ def image_folder(
     return ImageDataset(train, test, classes, key, on_bad_image)
 
 
-def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
-    """(image paths under `root`, labels) of a list file of `relative/path label` lines (blank lines skipped)."""
+LABEL = re.compile(r"[0-9]+")  # ASCII digits only (str.isdigit also takes '²')
+
+
+def _list_text(path: Path) -> str:
+    """A list file's text: UTF-8 (a BOM dropped) or UTF-16 with its BOM; anything else is one line naming the line."""
     if not path.is_file():
         raise UserError(f"image list not found: {path}; download the benchmark's list files and set "
                         "dataset.loader.train_list / test_list (or data_dir) to where they are")
-    paths, labels = [], []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    raw = path.read_bytes()
+    try:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return raw.decode("utf-16")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UserError(f"line {line} of {path} is not UTF-8 text (byte 0x{raw[err.start]:02x}); save the list as "
+                        "UTF-8") from None
+
+
+def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
+    """(image paths under `root`, labels) of a list file of `relative/path label` lines (blank lines skipped)."""
+    paths, labels, seen = [], [], {}
+    for number, line in enumerate(_list_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].isdigit():
-            raise UserError(f"line {number} of {path} is not 'relative/path label': {line.strip()[:80]!r}")
-        paths.append(root / parts[0])
+        if len(parts) != 2 or not LABEL.fullmatch(parts[1]):
+            raise UserError(f"line {number} of {path} is not 'relative/path label' (the label a class index "
+                            f"0, 1, ...): {line.strip()[:80]!r}")
+        name = parts[0].strip()
+        if name in seen:
+            raise UserError(f"lines {seen[name]} and {number} of {path} both name {name}; list each image once")
+        seen[name] = number
+        paths.append(root / name)
         labels.append(int(parts[1]))
     if not paths:
         raise UserError(f"{path} lists no image; each line is 'relative/path label'")
-    return paths, np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.max() >= len(paths):
+        raise UserError(f"{path}: labels go up to {labels.max()} but it lists {len(paths)} images; labels are class "
+                        "indices 0..C-1")
+    return paths, labels
 
 
 def image_list(
@@ -182,6 +209,10 @@ def image_list(
                         "files' paths are relative to")
     train_paths, train_labels = read_image_list(Path(train_list).expanduser(), root_path)
     test_paths, test_labels = read_image_list(Path(test_list).expanduser(), root_path)
+    shared = set(train_paths) & set(test_paths)
+    if shared:
+        raise UserError(f"{len(shared)} image(s) are in both {train_list} and {test_list}, e.g. {min(shared)}; a test "
+                        "image must not be in the pool")
     n_classes = int(max(train_labels.max(), test_labels.max())) + 1
     lists = hashlib.sha1(f"{Path(train_list).expanduser().resolve()}\0{Path(test_list).expanduser().resolve()}".encode())
     key = root_key("image_list", root_path) + "-" + lists.hexdigest()[:8]

@@ -49,6 +49,12 @@ def induce(labels: np.ndarray, n_classes: int, profile, seed: int) -> np.ndarray
     available = np.bincount(labels, minlength=n_classes)
     counts = np.asarray(profile.counts(available, np.random.default_rng(order_ss)), dtype=np.int64)
     assert counts.shape == available.shape and (counts <= available).all(), "profile asked for more than a class has"
+    empty = np.flatnonzero((counts == 0) & (available > 0))
+    if empty.size:  # a class with no pool sample would be a class no AF can ever find, silently
+        hint = getattr(profile, "empty_hint", None)
+        raise UserError(f"the imbalance leaves {empty.size} class(es) without a pool sample (class {empty[0]} keeps 0 "
+                        f"of its {available[empty[0]]}); " + (hint(available) if hint else
+                                                              "choose a profile that keeps every class"))
     rng = np.random.default_rng(sample_ss)
     if getattr(profile, "takes_first", False):  # the long-tail benchmarks: each class's first n_c in dataset order
         keep = [np.flatnonzero(labels == c)[:counts[c]] for c in range(n_classes)]
@@ -221,9 +227,14 @@ class LongTail:
     ):
         self.rho, self.order, self.seed = float(rho), order, seed
 
+    def empty_hint(self, available: np.ndarray) -> str:
+        n_max = getattr(self, "_n_max", int(available.max()))  # the head class's count, as counts() took it
+        return (f"with rho = {self.rho:g} the smallest class keeps int({n_max} / {self.rho:g}) = {int(n_max / self.rho)}; "
+                f"lower imbalance.rho to at most {n_max}")
+
     def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         order = class_order(available, self.order, rng)
-        n_max = int(available[order[0]])  # the head class's count (5 000 / 500 for CIFAR-10 / 100)
+        n_max = self._n_max = int(available[order[0]])  # the head class's count (5 000 / 500 for CIFAR-10 / 100)
         out = np.empty_like(available)
         for i, k in enumerate(order):
             out[k] = int(n_max * self.rho ** (-i / max(available.size - 1, 1)))
@@ -259,6 +270,10 @@ class Counts:
         if values.size == 0:
             raise UserError(f"{path} holds no per-class counts; write one count per class (text or .npy)")
         return [int(v) for v in values.ravel()]
+
+    @staticmethod
+    def empty_hint(available: np.ndarray) -> str:
+        return "every class needs at least one sample: give it one, or leave the class out of the dataset"
 
     def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         counts = np.asarray(self.values, dtype=np.int64)

@@ -1,0 +1,304 @@
+"""Nothing lost, nothing silent: each input of issue #31's findings ends in a run or in one line naming what to change,
+with nothing half-written and no completed run touched."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from alimb.errors import UserError
+from alimb.loop import run_experiment
+from alimb.schema import validate
+from alimb.state import RunDir
+from tests import image_archives
+from tests.conftest import SMALL, without_timings
+
+TINY_BACKBONE = ("backbone.weights=null", "backbone.resolution=32", "backbone.num_workers=0", "backbone.batch_size=8")
+
+
+def snapshot(run_dir):
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(run_dir.iterdir())
+            if p.is_file() and not p.name.startswith(".alimb")}
+
+
+def leftovers(run_dir):
+    """Temporary files a write left behind."""
+    return [p.name for p in run_dir.rglob("*") if ".tmp" in p.name]
+
+
+# ---- a completed run is never lost to bad input; overwrite=true always reruns ----
+@pytest.mark.parametrize("bad", ["al.per_iteration=100000", "imbalance=longtail", "imbalance.target_ir=9"])
+def test_overwrite_with_bad_input_leaves_a_completed_run_whole(make_cfg, tmp_path, bad):
+    run_experiment(make_cfg(*SMALL), tmp_path)
+    before = snapshot(tmp_path)
+    overrides = [*SMALL, "overwrite=true", bad] + (["imbalance.rho=1e9"] if bad == "imbalance=longtail" else [])
+    with pytest.raises(UserError):
+        run_experiment(make_cfg(*overrides), tmp_path)
+    assert snapshot(tmp_path) == before and not leftovers(tmp_path)
+
+
+def test_overwrite_with_bad_input_leaves_a_resumable_run_resumable(make_cfg, tmp_path):
+    reference = run_experiment(make_cfg(*SMALL), tmp_path / "reference")
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(make_cfg(*SMALL, "logger._target_=tests.helpers.StopAfter", "+logger.iteration=2"), tmp_path / "r")
+    with pytest.raises(UserError, match="exceeds the pool"):
+        run_experiment(make_cfg(*SMALL, "overwrite=true", "al.per_iteration=100000"), tmp_path / "r")
+    assert without_timings(run_experiment(make_cfg(*SMALL), tmp_path / "r")) == without_timings(reference)
+
+
+def test_overwrite_true_reruns_a_completed_run_of_the_same_config(make_cfg, tmp_path, caplog):
+    first = run_experiment(make_cfg(*SMALL), tmp_path)
+    stamp = (tmp_path / "summary.json").stat().st_mtime_ns
+    again = run_experiment(make_cfg(*SMALL, "overwrite=true"), tmp_path)
+    assert (tmp_path / "summary.json").stat().st_mtime_ns != stamp  # run again, as the "nothing to do" line says
+    assert without_timings(again) == without_timings(first)
+
+
+# ---- classes silently emptied, results silently missing ----
+@pytest.mark.parametrize("overrides", [
+    ("imbalance=longtail", "imbalance.rho=200"),  # digits: the smallest class keeps int(148 / 200) = 0
+    ("imbalance=longtail", "imbalance.rho=1e9"),
+    ("dataset=synthetic", "dataset.loader.n_per_class=10", "imbalance=longtail", "imbalance.rho=50"),
+    ("imbalance=counts", "imbalance.counts=[0,100,100,100,100,100,100,100,100,100]"),
+])
+def test_an_imbalance_that_empties_a_class_is_refused_before_any_work(make_cfg, tmp_path, overrides):
+    with pytest.raises(UserError, match=r"^the imbalance leaves \d+ class\(es\) without a pool sample \(class \d+ keeps "
+                                        r"0 of its \d+\); "):
+        run_experiment(make_cfg(*overrides), tmp_path)
+    assert not (tmp_path / "config.json").exists() and not (tmp_path / "records.jsonl").exists()
+
+
+def test_a_long_tail_that_keeps_every_class_runs(make_cfg, tmp_path):
+    """The boundary: at rho = n_max every class keeps int(n_max / rho) = 1."""
+    records = run_experiment(make_cfg("imbalance=longtail", "imbalance.rho=148", "al.iterations=2",
+                                      "al.per_iteration=5"), tmp_path)
+    assert len(records) == 2 and min(json.loads((tmp_path / "summary.json").read_text())["pool"]["counts"]) >= 1
+
+
+def _lists(tmp_path, train_lines, test_lines, encoding="utf-8", prefix=b""):
+    root, train, test = image_archives.image_list(tmp_path / "lt", train_per_class=(6, 4, 3), test_per_class=2)
+    if train_lines is not None:
+        train.write_bytes(prefix + "\n".join(train_lines).encode(encoding))
+    if test_lines is not None:
+        test.write_bytes("\n".join(test_lines).encode(encoding))
+    return root, train, test
+
+
+def _image_list_cfg(make_cfg, root, train, test, *more):
+    return make_cfg("dataset=image_list", f"dataset.loader.root={root}", f"dataset.loader.train_list={train}",
+                    f"dataset.loader.test_list={test}", "imbalance=none", "al.iterations=2", "al.per_iteration=3",
+                    *TINY_BACKBONE, *more)
+
+
+def test_a_list_with_a_byte_order_mark_or_in_utf_16_keeps_its_first_image(make_cfg, tmp_path):
+    from alimb.data.images import image_list
+
+    root, train, test = image_archives.image_list(tmp_path / "lt", train_per_class=(6, 4, 3), test_per_class=2)
+    lines = train.read_text().splitlines()
+    for name, data in (("bom", b"\xef\xbb\xbf" + train.read_bytes()), ("utf16", train.read_text().encode("utf-16"))):
+        listed = tmp_path / f"{name}.txt"
+        listed.write_bytes(data)
+        loaded = image_list(str(root), str(listed), str(test))
+        assert len(loaded.train) == len(lines) and loaded.train.paths[0] == root / lines[0].rsplit(maxsplit=1)[0]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("train/n000/img_0.JPEG ²", r"line 1 of .* is not 'relative/path label'"),
+    ("train/n000/img_0.JPEG 1e29", r"line 1 of .* is not 'relative/path label'"),
+    ("train/n000/img_0.JPEG -1", r"line 1 of .* is not 'relative/path label'"),
+    ("train/n000/img_0.JPEG 2000000000", r"labels go up to 2000000000 but it lists 13 images"),
+    ("train/n000/img_1.JPEG 2", r"lines 1 and 2 of .* both name train/n000/img_1.JPEG; list each image once"),
+])
+def test_bad_labels_and_repeated_paths_are_one_line(tmp_path, line, message):
+    from alimb.data.images import image_list
+
+    root, train, test = image_archives.image_list(tmp_path / "lt", train_per_class=(6, 4, 3), test_per_class=2)
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join([line, *lines[1:]]) + "\n")
+    with pytest.raises(UserError, match=message):
+        image_list(str(root), str(train), str(test))
+
+
+def test_a_list_not_in_utf_8_names_its_line_and_a_shared_image_is_refused(tmp_path):
+    from alimb.data.images import image_list
+
+    root, train, test = image_archives.image_list(tmp_path / "lt", train_per_class=(6, 4, 3), test_per_class=2)
+    lines = train.read_text().splitlines()
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("\n".join([*lines[:3], "train/n000/caf\u00e9.JPEG 0"]).encode("latin-1"))
+    with pytest.raises(UserError, match=r"^line 4 of .*latin.txt is not UTF-8 text \(byte 0xe9\); save the list as UTF-8"):
+        image_list(str(root), str(latin), str(test))
+    test.write_text(test.read_text() + lines[0] + "\n")
+    with pytest.raises(UserError, match=r"in both .* e.g. .*img_0.JPEG; a test image must not be in the pool"):
+        image_list(str(root), str(train), str(test))
+
+
+def test_missing_test_images_or_a_class_without_readable_images_are_refused(make_cfg, tmp_path):
+    root, train, test = image_archives.image_list(tmp_path / "lt", train_per_class=(6, 4, 3), test_per_class=2)
+    shutil.rmtree(root / "test")
+    with pytest.raises(UserError, match=r"^none of the 6 test images could be read"):
+        run_experiment(_image_list_cfg(make_cfg, root, train, test, f"cache_dir={tmp_path / 'c1'}"), tmp_path / "a")
+    assert not (tmp_path / "a" / "summary.json").exists()
+    root, train, test = image_archives.image_list(tmp_path / "lt2", train_per_class=(6, 4, 3), test_per_class=2)
+    for image in (root / "train" / "n002").iterdir():
+        image.write_bytes(b"not an image")
+    with pytest.raises(UserError, match=r"^no training image of class '2' could be read"):
+        run_experiment(_image_list_cfg(make_cfg, root, train, test, f"cache_dir={tmp_path / 'c2'}"), tmp_path / "b")
+
+
+def test_a_damaged_cifar_archive_is_one_line(tmp_path):
+    from alimb.data.cifar import load_cifar10
+
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"garbage" * 100)
+    with pytest.raises(UserError, match=r"^the archive .*cifar-10-python.tar.gz is damaged .*; delete it and download"):
+        load_cifar10(str(tmp_path), download=False)
+
+
+# ---- weights files ----
+@pytest.mark.parametrize("backbone", ["resnet18", "dinov2_vits14"])
+def test_a_truncated_weights_file_is_named_in_one_line_before_any_work(make_cfg, tmp_path, backbone):
+    import torch
+
+    path = tmp_path / ("w.pth" if backbone == "resnet18" else "model.safetensors")
+    if backbone == "resnet18":
+        torch.save({"w": torch.zeros(1000)}, path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.zeros(1000)}, str(path))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    root = image_archives.image_folder(tmp_path / "imgs")
+    cfg = make_cfg("dataset=image_folder", f"dataset.loader.root={root}", f"backbone={backbone}",
+                   f"backbone.weights_path={path}")
+    with pytest.raises(UserError, match=rf"^backbone weights {path} cannot be read .*; download it again"):
+        validate(cfg)
+
+
+def test_weights_of_another_model_are_named_in_one_line(tmp_path):
+    import torch
+    import torchvision
+
+    from alimb.backbone import TorchvisionBackbone
+
+    path = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50().state_dict(), path)
+    with pytest.raises(UserError, match=rf"^backbone weights {path} do not load into resnet18"):
+        TorchvisionBackbone(weights_path=str(path), device="cpu").build()
+
+
+# ---- a full disk ----
+def _full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["records", "state", "lock"])
+def test_a_full_disk_is_one_line_leaves_no_temporary_file_and_the_rerun_ends_identical(make_cfg, tmp_path, monkeypatch,
+                                                                                        where):
+    import pathlib
+
+    from alimb import atomic, state
+
+    reference = run_experiment(make_cfg(*SMALL), tmp_path / "reference")
+    run_dir = tmp_path / "run"
+    if where == "records":
+        real_fsync = os.fsync
+        monkeypatch.setattr(atomic.os, "fsync", lambda fd: _full() if os.readlink(f"/proc/self/fd/{fd}").endswith(
+            "records.jsonl") else real_fsync(fd))
+    elif where == "state":
+        monkeypatch.setattr(state.np, "savez", _full)
+    else:
+        real = pathlib.Path.write_text
+        monkeypatch.setattr(pathlib.Path, "write_text",
+                            lambda self, *a, **k: _full() if self.name == ".alimb.holder" else real(self, *a, **k))
+    with pytest.raises(UserError, match=r"^no space left to write .*(records.jsonl|state.npz|\.alimb\.holder) \(it needs "
+                                        r"about [0-9.]+ (bytes|kB|MB), [0-9.]+ (kB|MB|GB) are free\); make room"):
+        run_experiment(make_cfg(*SMALL), run_dir)
+    assert not leftovers(run_dir)
+    monkeypatch.undo()
+    assert without_timings(run_experiment(make_cfg(*SMALL), run_dir)) == without_timings(reference)
+
+
+# ---- the options listing and composition ----
+@pytest.mark.parametrize("overrides", [
+    ["acquisition=nope"], ["al.iteratoins=3"], ["al.iterations=abc"], ["acquisition.within=nope"], ["seed=-1"],
+    ["acquisition=umcs_rand", "acquisition.within=galaxy"], ["scheme.C=-1"], ["dataset.loader.nope=1"],
+    ["=3"], ["acquisition=dmcs_rand", "acquisition.within.lazy=maybe"],
+])
+def test_the_options_listing_refuses_bad_overrides_in_one_line(capsys, overrides):
+    from alimb.options_cli import main
+
+    assert main(overrides) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("alimb-options: error: ") and err.count("\n") == 1, err
+
+
+def test_a_part_chosen_by_name_takes_its_options_with_or_without_plus(make_cfg):
+    from alimb.config import build, expand_parts
+
+    for extra in ("acquisition.within.lazy=false", "+acquisition.within.lazy=false"):
+        cfg = make_cfg("acquisition=umcs_rand", "acquisition.within=coreset", extra)
+        expand_parts(cfg)
+        validate(cfg)
+        assert cfg.acquisition.within.name == "coreset" and cfg.acquisition.within.lazy is False
+        assert build(cfg.acquisition).keywords["within"].keywords["lazy"] is False
+
+
+def test_a_yaml_syntax_error_in_a_users_folder_is_one_line(tmp_path):
+    (tmp_path / "myconf/acquisition").mkdir(parents=True)
+    (tmp_path / "myconf/acquisition/mine.yaml").write_text("name: mine\n_target_: [unclosed\n")
+    proc = subprocess.run([sys.executable, "-m", "alimb.run", "--config-dir", "myconf", "acquisition=mine"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("alimb: error: ") and "mine.yaml: line 3 is not valid YAML" in proc.stderr
+
+
+@pytest.mark.parametrize("yaml", sorted(p.relative_to(p.parents[1]).as_posix() for p in
+                                        __import__("pathlib").Path(__import__("alimb.run").run.CONFIG_DIR).glob("*/*.yaml")
+                                        if p.parent.name in ("acquisition", "backbone", "scheme", "imbalance")))
+def test_every_packaged_yaml_copied_into_a_users_folder_composes_as_the_original(tmp_path, yaml):
+    """Under another name (a copy of the same name is the packaged one): filled with the same options."""
+    from alimb.config import load_option
+    from alimb.run import CONFIG_DIR
+
+    group, name = yaml.rsplit("/", 1)
+    (tmp_path / group).mkdir(parents=True)
+    shutil.copy(os.path.join(CONFIG_DIR, yaml), tmp_path / group / f"copy_{name}")
+    copied = load_option(group, f"copy_{name[:-5]}", tmp_path)
+    assert copied == load_option(group, name[:-5])
+
+
+# ---- moving the data and the cache resumes; changing the data does not ----
+def test_moving_the_data_and_the_cache_between_two_halves_ends_as_an_uninterrupted_run(make_cfg, tmp_path):
+    def cfg(root, cache, *more):
+        return make_cfg("dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.test_per_class=2",
+                        "imbalance=none", "al.iterations=4", "al.per_iteration=3", f"cache_dir={cache}", *TINY_BACKBONE,
+                        *more)
+
+    first = image_archives.image_folder(tmp_path / "data1" / "imgs")
+    reference = run_experiment(cfg(first, tmp_path / "cache_ref"), tmp_path / "reference")
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg(first, tmp_path / "cache1", "logger._target_=tests.helpers.StopAfter", "+logger.iteration=1"),
+                       tmp_path / "run")
+    assert RunDir(tmp_path / "run").completed_iterations() == 2
+    shutil.move(str(tmp_path / "data1"), str(tmp_path / "data2"))
+    shutil.move(str(tmp_path / "cache1"), str(tmp_path / "cache2"))
+    resumed = run_experiment(cfg(tmp_path / "data2" / "imgs", tmp_path / "cache2"), tmp_path / "run")
+    assert without_timings(resumed) == without_timings(reference)
+    np.testing.assert_array_equal(np.load(tmp_path / "run/labeled_round.npy"),
+                                  np.load(tmp_path / "reference/labeled_round.npy"))
+
+    # the same run over changed data: refused, and nothing of it touched
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg(tmp_path / "data2" / "imgs", tmp_path / "cache3", "logger._target_=tests.helpers.StopAfter",
+                           "+logger.iteration=1"), tmp_path / "run2")
+    image_archives.write_image(tmp_path / "data2" / "imgs" / "c0" / "0.png", 999)
+    before = snapshot(tmp_path / "run2")
+    with pytest.raises(UserError, match=r"holds a run over other data: the dataset's content changed"):
+        run_experiment(cfg(tmp_path / "data2" / "imgs", tmp_path / "cache3"), tmp_path / "run2")
+    assert snapshot(tmp_path / "run2") == before
