@@ -195,6 +195,9 @@ def featurize(
     splits = {}
     for split in ("train", "test"):
         image_set = getattr(data, split)
+        if len(image_set) == 0:  # no test set (a person's pool): nothing to extract
+            splits[split] = (None, image_set.labels, None, [], None)
+            continue
 
         def extract_split(tmp: Path) -> list:
             if "model" not in model_box:
@@ -227,6 +230,13 @@ def featurize(
         elif images:
             pixels = in_memory(cached_array(folder / f"{split}-images{backbone.resolution}-{content}.npy",
                                             decode_split, len(image_set))[0], keep)
-        splits[split] = (in_memory(features, keep), image_set.labels[keep], pixels)
-    (train_x, train_y, train_img), (test_x, test_y, test_img) = splits["train"], splits["test"]
-    return ArrayDataset(train_x, train_y, test_x, test_y, list(data.class_names), train_img, test_img)
+        ids = image_set.sample_ids()
+        splits[split] = (in_memory(features, keep), image_set.labels[keep], pixels, [ids[i] for i in keep],
+                         None if image_set.paths is None else [str(image_set.paths[i]) for i in keep])
+    (train_x, train_y, train_img, train_ids, train_paths), (test_x, test_y, test_img, _, _) = splits["train"], \
+        splits["test"]
+    if test_x is None:
+        test_x = np.empty((0, *train_x.shape[1:]), dtype=train_x.dtype)
+        test_img = None if train_img is None else np.empty((0, *train_img.shape[1:]), dtype=train_img.dtype)
+    return ArrayDataset(train_x, train_y, test_x, test_y, list(data.class_names), train_img, test_img, train_ids,
+                        train_paths)

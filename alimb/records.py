@@ -47,6 +47,9 @@ class Record:
     # fine tuning on several devices: processes (the ranks that trained)
     scheme_info: Optional[dict] = dataclasses.field(default=None, metadata={"omit_if_none": True})  # what a
     # scheme reports beyond the fields above (a scheme's own: `fit`'s keys that are not fields of the record)
+    oracle_info: Optional[dict] = dataclasses.field(default=None, metadata={"omit_if_none": True})  # a person's
+    # round: answers, skipped, returned to the pool, sub-rounds, the batch's share of minority classes, the
+    # predicted class counts over the unlabeled pool, and without a test set a cross-validated balanced accuracy
 
     @property
     def classes_discovered(self) -> int:
@@ -82,6 +85,11 @@ class Record:
         """The record less its timings: what an interrupted and resumed run reproduces exactly."""
         return dataclasses.replace(self, seconds={})
 
+    def as_simulated(self) -> "Record":
+        """The record less its timings and what only a person's round reports: what the same run with the simulated
+        oracle records."""
+        return dataclasses.replace(self, seconds={}, oracle_info=None)
+
 
 FIELDS = {f.name: f for f in dataclasses.fields(Record)}
 DERIVED = ("classes_discovered",)  # scalars computed from the fields (columns of alimb.results too)
@@ -90,11 +98,12 @@ SCALAR_FIELDS = tuple(name for name, hint in _HINTS.items()
                       if all(t in (int, float, str, bool, type(None)) for t in (typing.get_args(hint) or (hint,))))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A value as standard JSON holds it (numpy scalars as numbers, NaN and inf as None, tuples as lists)."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
@@ -106,7 +115,7 @@ def dumps(value: Any, **kwargs: Any) -> str:
     """Standard JSON of records and summaries (numpy scalars as numbers, NaN and inf as null)."""
     if isinstance(value, Record):
         value = value.to_dict()
-    return json.dumps(_jsonable(value), allow_nan=False, **kwargs)
+    return json.dumps(jsonable(value), allow_nan=False, **kwargs)
 
 
 def loads(line: str) -> Record:

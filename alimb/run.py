@@ -55,7 +55,8 @@ def main(cfg: DictConfig) -> float | JobFailure:
     if "dir" in cfg.logger and cfg.logger.dir is None:  # every W&B run of an experiment in one folder: one `wandb sync`
         cfg.logger.dir = str(Path(hydra_cfg.sweep.dir) / "wandb")
     try:
-        return run_experiment(cfg, run_dir, variant(hydra_cfg.overrides.task, cfg))[-1].accuracy
+        records = run_experiment(cfg, run_dir, variant(hydra_cfg.overrides.task, cfg))
+        return records[-1].accuracy if records else None  # a person's run waiting for its first answers: none yet
     except KeyboardInterrupt:
         done = state.RunDir(run_dir).completed_iterations()
         print(f"alimb: interrupted after iteration {done} of {cfg.al.iterations}; run the same command to resume",

@@ -114,6 +114,8 @@ class Top(Node):
     backbone: Annotated[dict, Doc("backbone=NAME: M_g, for image datasets (conf/backbone)")]
     trainer: Trainer
     logger: Annotated[dict, PRESENTATION, Doc("logger=NAME: none or wandb (conf/logger)")]
+    oracle: Annotated[dict, Doc("oracle=NAME: who answers the labels: simulated (the dataset's), human (files), "
+                                "label_studio (conf/oracle)")]
     report: Annotated[Optional[ReportLayout], PRESENTATION, Field(exclude=True), Doc(  # exclude: `complete` leaves it out
         "how alimb-report draws the experiment (only experiments that declare their figures)")] = None
 

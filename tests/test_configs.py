@@ -9,7 +9,7 @@ from alimb.config import build
 from alimb.run import CONFIG_DIR
 from tests import image_archives
 
-GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "backbone", "logger"]  # trainer: see below
+GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "backbone", "logger", "oracle"]  # trainer: see below
 
 
 def options(group):
@@ -89,6 +89,12 @@ def test_every_option_composes_builds_and_works(make_cfg, group, option, tmp_pat
         assert isinstance(build(node), Scheme)
     elif group == "backbone":
         assert isinstance(build(node), Backbone)
+    elif group == "oracle":
+        from alimb.oracles.oracle import Oracles
+
+        oracle = build(node)
+        assert isinstance(oracle.person, bool) and oracle.class_names(["a", "b"]) == ["a", "b"]
+        assert set(dir(Oracles)) & {"class_names", "truth"} <= set(dir(oracle))
     else:
         logger = build(node)
         assert all(callable(getattr(logger, m, None)) for m in ("start", "log", "finish"))

@@ -84,8 +84,8 @@ def test_feature_normalisation_reaches_scheme_and_afs_and_is_recorded(make_cfg, 
     seen = {}
     original = loop.load_data
 
-    def spy(cfg, needs_images):
-        out = original(cfg, needs_images)
+    def spy(cfg, needs_images, oracle=None):
+        out = original(cfg, needs_images, oracle)
         seen[cfg.features.normalize] = out.pool_in.features
         return out
 

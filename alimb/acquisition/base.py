@@ -48,6 +48,14 @@ class Oracle:
         return np.concatenate(self._asked) if self._asked else np.empty(0, dtype=np.int64)
 
 
+class NeedLabels(Exception):
+    """An AF asked for labels nobody has given yet (a person answers later): they are asked in a sub-round."""
+
+    def __init__(self, indices: list[int]):
+        super().__init__(f"labels needed for {len(indices)} sample(s)")
+        self.indices = indices
+
+
 @dataclass(frozen=True)
 class Context(Input):
     """Everything the loop knows when an AF selects; read-only (an AF never writes into its arrays: tested).
@@ -70,6 +78,7 @@ class Context(Input):
     candidates: np.ndarray | None = None  # absolute indices the AF may pick from (None: every unlabeled sample)
     picked: np.ndarray | None = None  # chosen earlier in this batch by an enclosing AF: not pickable, covered
     centers: np.ndarray | None = None  # what a diversity AF counts as covered (None: labeled and picked samples)
+    excluded: np.ndarray | None = None  # samples that left the pool (a person skipped them): never pickable
 
     @property
     def n_pool(self) -> int:
@@ -83,6 +92,8 @@ class Context(Input):
         mask = ~np.asarray(self.labeled_mask, dtype=bool)
         if self.picked is not None:
             mask[self.picked] = False
+        if self.excluded is not None:
+            mask[self.excluded] = False
         if self.candidates is not None:
             allowed = np.zeros_like(mask)
             allowed[self.candidates] = True
@@ -101,6 +112,11 @@ class Context(Input):
                 "lower al.per_iteration or al.iterations"
             )
         return candidates
+
+    def set_aside(self) -> np.ndarray:
+        """Absolute indices of unlabeled samples this AF may not pick: picked earlier in the batch, or excluded."""
+        parts = [np.asarray(a, dtype=np.int64) for a in (self.picked, self.excluded) if a is not None]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
 
     def covered(self) -> np.ndarray:
         """Absolute indices a diversity AF starts from as centers: `centers`, else the labeled and picked samples."""

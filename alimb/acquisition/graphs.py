@@ -137,8 +137,9 @@ def galaxy(ctx: Context, *, reveal_within_batch: RevealWithinBatch = True) -> Se
         raise UserError("galaxy bisects paths over the whole pool and cannot choose inside a set of candidates")
     scores, n_classes, budget, rng = ctx.scores, ctx.n_classes, ctx.budget, ctx.rng
     known = np.where(ctx.labeled_mask, ctx.labels, -1).astype(np.int64)
-    if ctx.picked is not None and len(ctx.picked):
-        known[ctx.picked] = np.argmax(np.asarray(scores)[ctx.picked], axis=1)
+    aside = ctx.set_aside()  # picked by an enclosing AF (or skipped by a person): on the paths as predicted
+    if aside.size:
+        known[aside] = np.argmax(np.asarray(scores)[aside], axis=1)
     paths = _Paths(scores, known, rng.permutation(len(known)))
     picks = []
     for _ in range(budget):

@@ -70,15 +70,21 @@ class _Round:
     def __init__(self, ctx: Context, p: np.ndarray, reveal: bool):
         self.known = np.where(ctx.labeled_mask, ctx.labels, -1).astype(np.int64)
         self.predicted = np.argmax(p, axis=1)
-        if ctx.picked is not None and len(ctx.picked):
-            self.known[ctx.picked] = self.predicted[ctx.picked]
+        aside = ctx.set_aside()  # picked by an enclosing AF (or skipped by a person): counted as predicted
+        if aside.size:
+            self.known[aside] = self.predicted[aside]
         self.ctx, self.reveal, self.picks = ctx, reveal, []
 
-    def label(self, i: int) -> int:
-        y = self.ctx.reveal(i) if self.reveal else int(self.predicted[i])
-        self.known[i] = y
-        self.picks.append(i)
-        return y
+    def label(self, indices: list[int]) -> list[int]:
+        """Pick `indices` and read their labels together (one question to the oracle: B1 parallel annotators, or a
+        class's labels around its threshold), or take their predicted classes."""
+        if not indices:
+            return []
+        ys = self.ctx.oracle(np.array(indices, dtype=np.int64)) if self.reveal else self.predicted[indices]
+        ys = [int(y) for y in ys]
+        self.known[indices] = ys
+        self.picks.extend(indices)
+        return ys
 
     def path(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(the pool sorted by -q_k, w along it)."""
@@ -112,8 +118,9 @@ def _reduce(state: _Round, order: np.ndarray, w: np.ndarray, k: int, lo: int, hi
         count = int(free.sum())
         if count == 0:
             break
-        for idx in rng.choice(n, size=min(batch, count), replace=False, p=free / free.sum()):
-            w[idx] = 1 if state.label(int(order[idx])) == k else -1
+        drawn = rng.choice(n, size=min(batch, count), replace=False, p=free / free.sum())
+        for idx, y in zip(drawn, state.label([int(order[idx]) for idx in drawn])):  # the B1 annotators at once
+            w[idx] = 1 if y == k else -1
             spent += 1
         diam = int((state.known[order[lo:hi + 1]] < 0).sum()) if lo <= hi else 0
         if diam > 0:
@@ -138,19 +145,21 @@ def _around(state: _Round, order: np.ndarray, w: np.ndarray, budget: int) -> Non
     n = len(order)
     right = int(np.argmax(threshold_scores(w)))
     left = right - 1
+    chosen: list[int] = []  # the class's picks depend on positions only: their labels are read together
     while budget > 0 and (left >= 0 or right < n):
         if left >= 0:
             if state.known[order[left]] < 0:
-                state.label(int(order[left]))
+                chosen.append(int(order[left]))
                 budget -= 1
             left -= 1
             if budget == 0:
                 break
         if right < n:
             if state.known[order[right]] < 0:
-                state.label(int(order[right]))
+                chosen.append(int(order[right]))
                 budget -= 1
             right += 1
+    state.label(chosen)
 
 
 @whole_pool

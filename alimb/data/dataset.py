@@ -23,12 +23,15 @@ class ArrayDataset:
     class_names: list[str] = field(default_factory=list)
     train_images: np.ndarray | None = None  # (n_train, H, W, 3) uint8, for fine-tuning schemes
     test_images: np.ndarray | None = None
+    train_ids: list[str] | None = None  # each training sample's id (a person's answers name it); None: its index
+    train_paths: list[str] | None = None  # each training sample's image file, where it has one (shown to a person)
 
     def __post_init__(self):
         self.train_y = np.asarray(self.train_y, dtype=np.int64)
         self.test_y = np.asarray(self.test_y, dtype=np.int64)
         if not self.class_names:
-            self.class_names = [str(c) for c in range(int(max(self.train_y.max(), self.test_y.max())) + 1)]
+            top = max(int(self.train_y.max(initial=-1)), int(self.test_y.max(initial=-1)))
+            self.class_names = [str(c) for c in range(top + 1)]
         assert len(self.train_x) == len(self.train_y), "one training label per training sample"
         assert len(self.test_x) == len(self.test_y), "one test label per test sample"
 
@@ -37,8 +40,25 @@ class ArrayDataset:
         return len(self.class_names)
 
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
-        """(training labels, test labels)."""
+        """(training labels, test labels); -1 throughout the training split of data without labels."""
         return self.train_y, self.test_y
+
+    def sample_ids(self) -> list[str]:
+        """The training samples' ids (their index as text when the data names none)."""
+        return list(self.train_ids) if self.train_ids is not None else [str(i) for i in range(len(self.train_y))]
+
+
+UNLABELED = -1  # a training label nobody has given yet: data brought for a person to label
+
+
+def is_unlabeled(train_y: np.ndarray) -> bool:
+    """Whether a training split carries no labels (all -1); a split with some labels and some -1 is refused."""
+    train_y = np.asarray(train_y)
+    missing = train_y == UNLABELED
+    if missing.any() and not missing.all():
+        raise UserError(f"{int(missing.sum())} of {train_y.size} training samples have no label; give every sample a "
+                        "label, or none (oracle=human: a person labels them)")
+    return bool(missing.all()) and train_y.size > 0
 
 
 def _named(classes: np.ndarray) -> str:

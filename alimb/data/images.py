@@ -32,9 +32,10 @@ class BadImage(Exception):
 class ImageSet:
     """The images of one split: `arrays` (n, H, W, 3) uint8 in memory, or `paths` decoded on demand."""
 
-    labels: np.ndarray  # (n,) int64
+    labels: np.ndarray  # (n,) int64; -1: not labeled yet (a person labels the pool)
     arrays: np.ndarray | None = None
     paths: list[Path] | None = None
+    ids: list[str] | None = None  # each image's id, e.g. its path relative to the dataset's root; None: its index
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -73,10 +74,14 @@ class ImageSet:
     def describe(self, i: int) -> str:
         return str(self.paths[i]) if self.paths is not None else f"image #{i}"
 
+    def sample_ids(self) -> list[str]:
+        return list(self.ids) if self.ids is not None else [str(i) for i in range(len(self))]
+
     def subset(self, idx: np.ndarray) -> "ImageSet":
+        ids = None if self.ids is None else [self.ids[i] for i in idx]
         if self.arrays is not None:
-            return ImageSet(self.labels[idx], arrays=self.arrays[idx])
-        return ImageSet(self.labels[idx], paths=[self.paths[i] for i in idx])
+            return ImageSet(self.labels[idx], arrays=self.arrays[idx], ids=ids)
+        return ImageSet(self.labels[idx], paths=[self.paths[i] for i in idx], ids=ids)
 
 
 @dataclass
@@ -101,6 +106,16 @@ class ImageDataset:
 def root_key(name: str, root: Path) -> str:
     """A cache folder for a dataset read from `root`: its name and a short hash of the absolute path."""
     return f"{name}-{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:10]}"
+
+
+def relative(paths: list[Path], root: Path) -> list[str]:
+    """Each path relative to `root`, with forward slashes: the images' sample ids."""
+    return [p.relative_to(root).as_posix() for p in paths]
+
+
+def list_images(root: Path) -> list[Path]:
+    """Every image under `root` (sub-folders too), in the order of their paths."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def list_class_folders(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
@@ -140,13 +155,40 @@ def image_folder(
         test_classes, test_paths, test_labels = list_class_folders(test_path)
         if test_classes != classes:
             raise UserError(f"the class folders of {test_root} differ from those of {root_path}")
-        train, test = ImageSet(labels, paths=paths), ImageSet(test_labels, paths=test_paths)
+        train, test = ImageSet(labels, paths=paths, ids=relative(paths, root_path)), ImageSet(test_labels, paths=test_paths)
     else:
         tr, te = balanced_split(labels, test_per_class, np.random.default_rng(split_seed))
-        whole = ImageSet(labels, paths=paths)
+        whole = ImageSet(labels, paths=paths, ids=relative(paths, root_path))
         train, test = whole.subset(tr), whole.subset(te)
     key = root_key("image_folder", root_path) + (f"-t{test_per_class}s{split_seed}" if not test_root else "")
     return ImageDataset(train, test, classes, key, on_bad_image)
+
+
+def images(
+    root: Annotated[Place, Doc("every image under it (sub-folders too) is the pool, without labels: a person labels "
+                               "them (oracle=human or label_studio)")],
+    test_root: Annotated[Optional[Place], Doc("a labeled test set: one sub-folder of images per class, named as "
+                                            "oracle.classes; null: no test set (each round reports estimates)")] = None,
+    on_bad_image: OnBadImage = "skip",
+) -> ImageDataset:
+    """Images without labels (the pool) and an optional labeled test folder; ids are paths relative to `root`."""
+    root_path = Path(root).expanduser()
+    if not root_path.is_dir():
+        raise UserError(f"image folder not found: {root_path}; set dataset.loader.root to the folder of your images")
+    paths = list_images(root_path)
+    if not paths:
+        raise UserError(f"{root_path} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))}); set dataset.loader.root to "
+                        "the folder of your images")
+    train = ImageSet(np.full(len(paths), -1), paths=paths, ids=relative(paths, root_path))
+    classes, test = [], ImageSet(np.empty(0, dtype=np.int64), paths=[])
+    if test_root:
+        test_path = Path(test_root).expanduser()
+        if not test_path.is_dir():
+            raise UserError(f"test image folder not found: {test_path}; set dataset.loader.test_root to a folder with "
+                            "one sub-folder per class, or null for none")
+        classes, test_paths, test_labels = list_class_folders(test_path)
+        test = ImageSet(test_labels, paths=test_paths)
+    return ImageDataset(train, test, classes, root_key("images", root_path), on_bad_image)
 
 
 LABEL = re.compile(r"[0-9]+")  # ASCII digits only (str.isdigit also takes '²')
@@ -170,12 +212,13 @@ def _list_text(path: Path) -> str:
 
 def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
     """(image paths under `root`, labels) of a list file of `relative/path label` lines (blank lines skipped)."""
+    lines = [(n, ln) for n, ln in enumerate(_list_text(path).splitlines(), 1) if ln.strip()]
+    # a list without labels (a pool a person labels): every line a path, none ending in a class index
+    bare = bool(lines) and not any(len(p) == 2 and LABEL.fullmatch(p[1]) for p in (ln.rsplit(maxsplit=1) for _, ln in lines))
     paths, labels, seen = [], [], {}
-    for number, line in enumerate(_list_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not LABEL.fullmatch(parts[1]):
+    for number, line in lines:
+        parts = [line.strip(), "-1"] if bare else line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not (bare or LABEL.fullmatch(parts[1])):
             raise UserError(f"line {number} of {path} is not 'relative/path label' (the label a class index "
                             f"0, 1, ...): {line.strip()[:80]!r}")
         name = parts[0].strip()
@@ -187,7 +230,7 @@ def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
     if not paths:
         raise UserError(f"{path} lists no image; each line is 'relative/path label'")
     labels = np.asarray(labels, dtype=np.int64)
-    if labels.max() >= len(paths):
+    if not bare and labels.max() >= len(paths):
         raise UserError(f"{path}: labels go up to {labels.max()} but it lists {len(paths)} images; labels are class "
                         "indices 0..C-1")
     return paths, labels
@@ -195,8 +238,10 @@ def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
 
 def image_list(
     root: Annotated[Place, Doc("the folder the lists' paths are relative to")],
-    train_list: Annotated[Place, Doc("the pool: a file of `relative/path label` lines")],
-    test_list: Annotated[Place, Doc("the test set: a file of `relative/path label` lines")],
+    train_list: Annotated[Place, Doc("the pool: a file of `relative/path label` lines (or of paths alone: a person "
+                                     "labels them)")],
+    test_list: Annotated[Optional[Place], Doc("the test set: a file of `relative/path label` lines; null: none (a "
+                                              "person's pool only)")] = None,
     on_bad_image: OnBadImage = "skip",
 ) -> ImageDataset:
     """Images under `root` named by list files of `relative/path label` lines: the form in which ImageNet-LT,
@@ -208,13 +253,16 @@ def image_list(
         raise UserError(f"image root not found: {root_path}; set dataset.loader.root to the folder the list "
                         "files' paths are relative to")
     train_paths, train_labels = read_image_list(Path(train_list).expanduser(), root_path)
-    test_paths, test_labels = read_image_list(Path(test_list).expanduser(), root_path)
+    test_paths, test_labels = read_image_list(Path(test_list).expanduser(), root_path) if test_list else \
+        ([], np.empty(0, dtype=np.int64))
+    if (test_labels < 0).any():
+        raise UserError(f"{test_list} has no labels; the test set's lines are 'relative/path label'")
     shared = set(train_paths) & set(test_paths)
     if shared:
         raise UserError(f"{len(shared)} image(s) are in both {train_list} and {test_list}, e.g. {min(shared)}; a test "
                         "image must not be in the pool")
-    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    lists = hashlib.sha1(f"{Path(train_list).expanduser().resolve()}\0{Path(test_list).expanduser().resolve()}".encode())
+    n_classes = int(max(train_labels.max(), test_labels.max(initial=-1))) + 1
+    lists = hashlib.sha1(f"{Path(train_list).expanduser().resolve()}\0{test_list and Path(test_list).expanduser().resolve()}".encode())
     key = root_key("image_list", root_path) + "-" + lists.hexdigest()[:8]
-    return ImageDataset(ImageSet(train_labels, paths=train_paths), ImageSet(test_labels, paths=test_paths),
-                        [str(c) for c in range(n_classes)], key, on_bad_image)
+    return ImageDataset(ImageSet(train_labels, paths=train_paths, ids=relative(train_paths, root_path)),
+                        ImageSet(test_labels, paths=test_paths), [str(c) for c in range(n_classes)], key, on_bad_image)

@@ -1,0 +1,112 @@
+"""A person's rounds in a run directory: the batches asked for, the answers given, the class names.
+
+    rounds/03/batch.json      the batch of iteration 3 (its samples, the AF's selection, the model's suggestions)
+    rounds/03/to_label.csv    what a person fills in (the `label` column), or import tasks.json into Label Studio
+    rounds/03-1/ ...          a sub-round: an AF that reads labels within its batch (DIRECT) asked these first
+    answers.jsonl             every answer read, by sample id, stored before anything else happens
+    classes.json              the class names so far (they may only grow)
+
+Answers are facts about samples, not about a run: `overwrite=true` keeps them, so a sample is never asked twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from alimb.atomic import append_line, write_atomic
+from alimb.errors import UserError
+
+
+@dataclass
+class Batch:
+    """The samples asked for in a round (or a sub-round: `sub` > 0, asked by an AF within its batch)."""
+
+    round: int
+    sub: int  # 0: the round's own batch (`final`); 1, 2, ...: the sub-rounds before it
+    final: bool
+    indices: list[int]  # pool indices to label now
+    ids: list[str]
+    suggestions: list[tuple[str, float] | None] = field(default_factory=list)  # the model's class and score
+    reasons: list[str] = field(default_factory=list)  # why each sample was picked
+    selection: dict = field(default_factory=dict)  # final: indices (all picks), n_quota, quota_requested, info,
+    # revealed (labels read within the batch), select_seconds
+
+    @property
+    def name(self) -> str:
+        return f"{self.round:02d}" + (f"-{self.sub}" if self.sub else "")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A person's answer: a class name, or a skip."""
+
+    id: str
+    label: str | None  # None: skipped
+    round: int
+    source: str  # files, label_studio, initial
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+class Rounds:
+    """The rounds of a person's run (see the module docstring); alimb.state.RunDir owns the rest of the directory."""
+
+    def __init__(self, run_path: str | Path):
+        self.path = Path(run_path)
+        self.folder, self.answers_file = self.path / "rounds", self.path / "answers.jsonl"
+        self.classes_file = self.path / "classes.json"
+
+    def batch_dir(self, batch: Batch) -> Path:
+        return self.folder / batch.name
+
+    def batches(self, k: int) -> list[Batch]:
+        """The batches of round k saved so far: its sub-rounds in order, then its own batch (if made)."""
+        found = []
+        for folder in sorted(self.folder.glob(f"{k:02d}*")):
+            file = folder / "batch.json"
+            if file.is_file():
+                try:
+                    found.append(Batch(**json.loads(file.read_text())))
+                except (OSError, ValueError, TypeError) as err:
+                    raise UserError(f"{file} is damaged ({type(err).__name__}); pass overwrite=true to start the run "
+                                    "again (the answers given so far are kept)") from None
+        return sorted((b for b in found if b.round == k), key=lambda b: (b.final, b.sub))
+
+    def save(self, batch: Batch) -> Path:
+        folder = self.batch_dir(batch)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / "batch.json", json.dumps(asdict(batch), indent=1) + "\n")
+        return folder
+
+    def answers(self) -> dict[str, Answer]:
+        """Every answer stored, by sample id (a line cut short by a kill is ignored: its answer is read again)."""
+        if not self.answers_file.is_file():
+            return {}
+        stored = {}
+        for line in self.answers_file.read_text().splitlines():
+            try:
+                answer = Answer(**json.loads(line))
+            except (ValueError, TypeError):
+                continue
+            stored.setdefault(answer.id, answer)
+        return stored
+
+    def store(self, answers: list[Answer]) -> None:
+        """Append answers durably, before anything uses them."""
+        if answers:
+            self.path.mkdir(parents=True, exist_ok=True)
+            append_line(self.answers_file, "".join(a.to_json() + "\n" for a in answers))
+
+    def check_classes(self, classes: list[str]) -> list[str]:
+        """The run's classes now, after checking they only grew (appended at the end) since the last round."""
+        before = json.loads(self.classes_file.read_text()) if self.classes_file.is_file() else []
+        if classes[: len(before)] != before:
+            raise UserError(f"oracle.classes changed from {before} to {classes}: classes may only grow, new names "
+                            "appended at the end (pass overwrite=true to start over)")
+        if classes != before:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.classes_file, json.dumps(classes) + "\n")
+        return classes
