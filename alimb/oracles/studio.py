@@ -81,7 +81,7 @@ class LabelStudioOracle(FileOracle):
     def collect(self, batch: Batch, folder: Path, classes: list[str]) -> dict[str, int]:
         """The batch's answers from the project (and from its folder's files, should a person use them)."""
         answers = super().collect(batch, folder, classes)
-        client, project = self._connect(classes, "image" if folder.joinpath("tasks.json").exists() else "text")
+        client, project = self._connect(classes, _kind(folder))
         position = {name: i for i, name in enumerate(classes)}
         deadline = time.monotonic() + 60 * self.wait_minutes
         bar = None
@@ -101,3 +101,14 @@ class LabelStudioOracle(FileOracle):
         if bar is not None:
             bar.close()
         return answers
+
+
+def _kind(folder: Path) -> str:
+    """The kind of tasks a batch's folder holds (its tasks.json, as published): image or text."""
+    import json
+
+    try:
+        tasks = json.loads((folder / "tasks.json").read_text())
+    except (OSError, ValueError):
+        return "text"
+    return "image" if tasks and "image" in tasks[0].get("data", {}) else "text"

@@ -1,0 +1,86 @@
+"""alimb's loop against a real Label Studio server: a scripted annotator labels each batch through Label Studio's REST
+API from the digits' true labels, and the run's selections and records equal those of the same run with
+oracle=simulated. The API token appears in no file alimb writes."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from alimb.cli import rewrite_parts
+from alimb.data.digits import load_digits
+from alimb.loop import run_experiment
+from alimb.run import CONFIG_DIR
+from alimb.state import RunDir
+
+TRUTH = {str(i): str(int(c)) for i, c in enumerate(load_digits().train_y)}
+
+
+def cfg(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=rewrite_parts(list(overrides)))
+
+
+def studio(server, title, *more):
+    return ("oracle=label_studio", f"oracle.url={server.url}", f"oracle.project={title}", *more)
+
+
+def answer_open_tasks(annotator, client, title) -> int:
+    """Every task of the project without an annotation answered from the true labels; how many."""
+    project = client.ensure_project(title, [str(c) for c in range(10)], "text")
+    open_tasks = [s for s, t in annotator.tasks(project.id).items() if not t["annotations"]]
+    annotator.annotate(project.id, {s: TRUTH[s] for s in open_tasks}, to_name="text")
+    return len(open_tasks)
+
+
+@pytest.mark.parametrize("af", ["dmcs_rand", "badge", "direct"])
+def test_a_run_answered_in_label_studio_equals_the_simulated_run(server, token, client, annotator, title, tmp_path,
+                                                                monkeypatch, af):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    overrides = ("al.iterations=3", f"acquisition={af}")
+    simulated = run_experiment(cfg(*overrides), tmp_path / "simulated")
+    run_dir = tmp_path / "person"
+    for _ in range(80):
+        run_experiment(cfg(*overrides, *studio(server, title)), run_dir)
+        if (run_dir / "summary.json").exists():
+            break
+        assert answer_open_tasks(annotator, client, title) > 0, "a round asked for nothing"
+    assert [r.as_simulated() for r in RunDir(run_dir).records()] == [r.as_simulated() for r in simulated]
+    np.testing.assert_array_equal(np.load(run_dir / "labeled_round.npy"), np.load(tmp_path / "simulated/labeled_round.npy"))
+    project = client.ensure_project(title, [str(c) for c in range(10)], "text")
+    tasks = annotator.tasks(project.id)
+    assert len(tasks) == 75  # no sample pushed twice
+    first = set(json.loads((run_dir / "rounds/00/batch.json").read_text())["ids"])  # random: no model to suggest
+    assert all(t["predictions"] for s, t in tasks.items() if s not in first) and len(first) == 25
+    written = b"".join(p.read_bytes() for p in run_dir.rglob("*") if p.is_file())
+    assert token.encode() not in written  # nor in config.json, records, logs, the batches' files
+
+
+def test_waiting_for_answers_goes_on_as_they_come(server, token, client, annotator, title, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    overrides = ("al.iterations=2", *studio(server, title, "oracle.wait=true", "oracle.poll_seconds=0.5"))
+    done = []
+    worker = threading.Thread(target=lambda: done.append(run_experiment(cfg(*overrides), tmp_path / "run")))
+    worker.start()
+    answered = 0
+    while worker.is_alive() and answered < 50:
+        try:
+            answered += answer_open_tasks(annotator, client, title)
+        except Exception:  # noqa: BLE001 - the project may not exist yet
+            pass
+        worker.join(0.5)
+    worker.join(120)
+    assert done and len(done[0]) == 2 and answered == 50  # one invocation, both rounds answered while it waited
+
+
+def test_no_token_is_one_line(server, title, tmp_path, monkeypatch):
+    from alimb.errors import UserError
+
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    with pytest.raises(UserError, match=r"needs your Label Studio personal access token in the environment variable "
+                                        r"LABEL_STUDIO_API_KEY"):
+        run_experiment(cfg("al.iterations=2", *studio(server, title)), tmp_path / "run")
