@@ -116,10 +116,29 @@ class _Head:
         return torch.addmm(self.b[None, :], z, self.w)
 
     def loss_gradient(self, z: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """d CE(head(z), y) / dz: (softmax - onehot(y)) W^T, (B, d)."""
+        """d CE(head(z), y) / dz: (softmax - onehot(y)) W^T, (B, d), in float32 as the authors' code."""
         p = torch.softmax(logits, dim=1)
         p[torch.arange(len(y), device=y.device), y] -= 1.0
         return p @ self.w.T
+
+    def ascent_direction(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The unit vector along d CE(head(z), y) / dz = sum_{k != y} p_k (W_k - W_y), (B, d); NaN where it is 0.
+        Each p_k is divided by the runner-up's, and rows whose float32 sum still underflows are summed in float64:
+        where float32's softmax underflows, the direction is still the runner-up's."""
+        g = self._direction(logits, y, self.w)
+        small = g.abs().amax(dim=1) < 1e-30
+        if bool(small.any()):
+            g[small] = self._direction(logits[small].double(), y[small], self.w.double()).float()
+        return g / torch.linalg.vector_norm(g, dim=1, keepdim=True)
+
+    @staticmethod
+    def _direction(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(len(y), device=y.device)
+        q = logits.clone()
+        q[rows, y] = -math.inf
+        q = torch.exp(q - q.max(dim=1, keepdim=True).values)  # the runner-up 1, y* 0
+        g = q @ w.T - q.sum(dim=1, keepdim=True) * w.T[y]
+        return g / g.abs().amax(dim=1, keepdim=True)  # scaled to 1 at its largest: its norm cannot underflow
 
 
 def _rows(features, rows: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -128,7 +147,8 @@ def _rows(features, rows: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def closed_form_reach(features, pool: np.ndarray, head: _Head, anchors: np.ndarray, device: torch.device):
     """Per sample of `pool`: the step along g/||g|| at which another class first overtakes y* (inf: never) and the
-    largest distance to an anchor; a mix flips the prediction exactly when ε * distance > step. (2 x (len(pool),))"""
+    largest distance to an anchor; a mix flips the prediction exactly when ε * distance > step. (2 x (len(pool),))
+    float32 as the authors' code, in place over (rows, K) blocks."""
     step_needed = np.full(pool.size, np.inf)
     reach = np.full(pool.size, -np.inf)
     a = torch.as_tensor(anchors).to(device)
@@ -137,15 +157,14 @@ def closed_form_reach(features, pool: np.ndarray, head: _Head, anchors: np.ndarr
         z = _rows(features, pool[b], device)
         logits = head.logits(z)
         y = logits.argmax(dim=1)
-        g = head.loss_gradient(z, logits, y)
-        rate = (g @ head.w).double() / torch.linalg.vector_norm(g, dim=1, keepdim=True).double()  # d logits / d step
         rows = torch.arange(len(y), device=y.device)
-        lg = logits.double()
-        gap = lg[rows, y][:, None] - lg  # >= 0
-        closing = rate - rate[rows, y][:, None]  # how fast each class gains on y*
-        steps = torch.where(closing > 0, gap / closing, torch.full_like(gap, math.inf))  # NaN rate (g = 0): never
+        closing = head.ascent_direction(logits, y) @ head.w  # d logits / d step along g / ||g||
+        closing.sub_(closing[rows, y][:, None])
+        gap = logits.neg_().add_(logits[rows, y][:, None].neg())  # y*'s lead over each class, >= 0 (logits reused)
+        steps = gap.div_(closing.clamp_min_(0.0))  # a class that does not gain: x / 0 = inf (0 / 0 at y*: NaN)
         steps[rows, y] = math.inf
-        step_needed[b] = steps.min(dim=1).values.cpu().numpy()
+        steps = torch.nan_to_num_(steps, nan=math.inf)  # g = 0: no direction (the logits tie along it), never
+        step_needed[b] = steps.min(dim=1).values.double().cpu().numpy()
         if len(anchors):
             sq = torch.addmm(a_sq[None, :], z, a.T, alpha=-2.0).max(dim=1).values + (z * z).sum(dim=1)
             reach[b] = sq.clamp_min(0.0).sqrt().double().cpu().numpy()
