@@ -117,8 +117,8 @@ class AlfaMixByLabeledClass(AlfaMix):
 # (AlphaMixSampling.query, find_candidate_set, calculate_optimum_alpha, sample, generate_alpha, clamp_alpha,
 # learn_alpha; the tensorboard writes and prints left out), kept to the authors' structure with their torch autograd
 # and Adam; numpy's and torch's global random states replaced by a Generator called in the same order
-# (torch.normal -> rng.normal as float32; KMeans's unseeded random_state -> one rng.integers; np.random.choice ->
-# rng.choice). ----
+# (torch.normal(m, s) -> rng.standard_normal(float32) * s + m; KMeans's unseeded random_state -> one rng.integers;
+# np.random.choice -> rng.choice). ----
 class Args:
     def __init__(self, n_label, **kw):
         self.n_label, self.alpha_cap, self.alpha_opt, self.alpha_closed_form_approx = n_label, 0.03125, False, False
@@ -229,8 +229,8 @@ class AlphaMixSampling:
                          for i in range(n) if (cluster_idxs == i).sum() > 0])
 
     def generate_alpha(self, size, embedding_size, alpha_cap):
-        alpha = torch.as_tensor(self.rng.normal(alpha_cap / 2.0, alpha_cap / 2.0, size=(size, embedding_size))
-                                .astype(np.float32))
+        alpha = torch.as_tensor(self.rng.standard_normal((size, embedding_size), dtype=np.float32)
+                                * np.float32(alpha_cap / 2.0) + np.float32(alpha_cap / 2.0))
         alpha[torch.isnan(alpha)] = 1
         return self.clamp_alpha(alpha, alpha_cap)
 
@@ -397,8 +397,9 @@ def test_the_cvpr_closed_form_with_its_growing_cap_matches():
 
 # ---- the defining steps on cases worked out by hand ----
 def test_the_closed_form_flip_by_hand():
-    """W = I, b = 0 in 2-d. u1 = (1, 0.9): y* = 0, g = (p - e0) = p1 (-1, 1), the logits move along (-1, 1)/√2 and
-    class 1 gains √2 per unit step on a gap of 0.1: it overtakes at 0.1/√2. u2 = (1, 1.2): y* = 1, gap 0.2, at 0.2/√2.
+    """W = I, b = 0 in 2-d. u1 = (1, 0.9): y* = 0, g = (p - e0) = p1 (-1, 1), the logits move along (-1, 1)/√2
+    and class 1 gains √2 per unit step on a gap of 0.1: it overtakes at 0.1/√2. u2 = (1, 1.2): y* = 1, gap 0.2,
+    at 0.2/√2.
     Anchors (one labeled sample each) (1, 0.5) and (1.3, 0.9): farthest from u1 at 0.4, from u2 at 0.7. With
     ε = cap/√2 a flip needs cap × 0.4 > 0.1 (u1), cap × 0.7 > 0.2 (u2): cap 0.2 none, 0.26 u1, 0.3 both."""
     x = np.array([[1.0, 0.9], [1.0, 1.2], [1.0, 0.5], [1.3, 0.9]], dtype=np.float32)

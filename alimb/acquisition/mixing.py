@@ -1,59 +1,62 @@
 """ALFA-Mix (Parvaneh et al., "Active Learning by Feature Mixing", CVPR 2022): unlabeled samples whose prediction
 changes when their features are mixed a little with the labeled classes' anchors, spread out by k-means.
 
-Two codes run it, and alimb runs either:
+Two codes run it, and alimb runs either.
 
 The foundation-models code's closed form (`alfamix`, the default; sanketx/AL-foundation-models at aa015d2,
-ALFM/src/query_strategies/alfamix.py, the baseline of Gupta et al. 2024). Anchors z*_c = the mean of the labeled
-samples' features per class; y* = the head's prediction of each unlabeled sample z; g = the gradient with respect to
-z of the cross-entropy of the head's logits against y* (base_classifier.py, `grad`); for every anchor the mix
-z~ = α z* + (1 - α) z with, per coordinate, α = ε ||z* - z|| g / (||g|| (z* - z)), ε = 0.2 / √d (lines 22, 63-66);
-a sample is a candidate when the head's prediction of some mix is not y* (lines 68-71). The batch: their
-`cluster_features` over the candidates' unit rows, or all candidates and a random fill when there are fewer than the
-budget (alimb.acquisition.centroids, which says where alimb's k-means differs from faiss's).
+ALFM/src/query_strategies/alfamix.py, a baseline of Gupta et al. 2024). Anchors z*_c: the mean of the labeled
+samples' features per class (lines 24-34); y*: the head's prediction of each unlabeled sample z; g: the gradient with
+respect to z of the cross-entropy of the head's logits against y* (base_classifier.py `predict_step`, `grad`); for
+every anchor the mix z~ = α z* + (1 - α) z with, per coordinate, α = ε ||z* - z|| g / (||g|| (z* - z)),
+ε = 0.2 / √d (lines 22, 63-66); a candidate is a sample for which the head predicts some mix as another class than
+y* (68-71). The batch (122-133): their `cluster_features` over the candidates' unit rows, or all candidates and a
+random fill when there are fewer than the budget (alimb.acquisition.centroids, which says where alimb's k-means
+differs from faiss's).
 
-The authors' learned α (`alpha: learned`, conf/acquisition/alfamix_learned.yaml; AminParvaneh/alpha_mix_active_learning
-at b79d954, query_strategies/alpha_mix_sampling.py with main.py's defaults and README's `--alpha_opt`): for a cap
-growing by `alpha_cap` (0.03125) from 0 while it is below 1 (lines 48-66), for every class, α drawn per coordinate
-from N(cap/2, cap/2) clamped to [1e-8, cap] (214-225), then `learning_iters` (5) steps each checking whether the mix
-(1 - α) z + α z*_c changes the prediction and then taking one step of a fresh Adam (lr 0.1, a tenth from 2/3 of the
-steps on) on -clf_coef CE(mix, y*) + l2_coef ||α|| (227-273); a sample that changed in any check is a candidate.
-The growth stops once there are more candidates than the budget (65). A class without labeled samples is anchored at
-the mean of all labeled ones (155). (A fresh Adam's first step moves each coordinate by about lr times the sign of
-its gradient: with the default lr 0.1 above the first caps, α sits at 1e-8 or the cap after one step; and with 5
-steps the one at a tenth of the rate comes after the last check, so it never counts.) The batch: scikit-learn's KMeans(n_clusters=budget), as their `sample` (198-209)
-with the scikit-learn they pin (0.23: k-means++, n_init=10; alimb sets n_init=10, the installed version runs it),
-over the candidates' unit rows, the member nearest each center, then a random fill (88-93).
+The CVPR authors' learned α (`alpha: learned`, conf/acquisition/alfamix_learned.yaml; AminParvaneh/
+alpha_mix_active_learning at b79d954, query_strategies/alpha_mix_sampling.py, main.py's defaults, README's
+`--alpha_opt`): for a cap growing by `alpha_cap` (0.03125) from 0 while it is below 1 (lines 48-66), for every class,
+α drawn per coordinate from N(cap/2, cap/2) and clamped to [1e-8, cap] (214-225), then `learning_iters` (5) steps,
+each checking whether the mix (1 - α) z + α z*_c changes the prediction, then taking one step of a fresh Adam (lr
+0.1, a tenth from 2/3 of the steps on) on -clf_coef CE(mix, y*) + l2_coef ||α|| and clamping again (227-273); a
+sample that changed in any check is a candidate. The growth stops once there are more candidates than the budget
+(65). A class without labeled samples is anchored at the mean of all labeled ones (152-156). The batch: scikit-learn's
+KMeans(n_clusters=budget) over the candidates' unit rows, each cluster's member nearest its center, as their `sample`
+(198-209; they pin scikit-learn 0.23, whose defaults are k-means++ and n_init=10: alimb sets n_init=10, the installed
+version runs it), then a random fill (88-93). A fresh Adam's first step moves each coordinate by about lr times the
+sign of its gradient: at the default lr 0.1, above the first caps, α sits at 1e-8 or the cap after one step; and with
+5 steps the one at a tenth of the rate comes after the last check, so it never counts. Their `--alpha_closed_form_
+approx --alpha_cap 0.2` is `grow_cap: true, anchors: every_class, kmeans: sklearn` with the closed form.
 
 Quirks, and how alimb handles them:
-- The foundation-models code's anchors (lines 24-34) are the means of classes 0 .. s-1 for s labeled classes: when the
-  labeled classes have gaps (class 3 labeled, class 2 not), the anchor of an unlabeled class below s is the mean of
-  nothing (NaN, and so every mix with it, which torch's argmax predicts as class 0: every sample predicted otherwise
+- The foundation-models code's anchors are the means of classes 0 .. s-1 for s labeled classes: when the labeled
+  classes have gaps (class 3 labeled, class 2 not), the anchor of an unlabeled class below s is the mean of nothing
+  (NaN, and so is every mix with it, which torch's argmax predicts as class 0: every sample predicted otherwise
   becomes a candidate), and the labeled classes from s on get no anchor. A bug: alimb's anchors are the labeled
   classes' means (`anchors: labeled`); `anchors: foundation_models` runs their indexing and their arithmetic.
 - Their α divides by z* - z coordinate by coordinate: where a sample and an anchor agree in a coordinate (features
-  after a ReLU share exact zeros) or g = 0, the mix is 0/0 = NaN, predicted class 0 as above. The mix is, exactly,
-  z + ε ||z* - z|| g / ||g||, which alimb computes without the division; with `anchors: foundation_models` the
-  division is theirs too. (The CVPR code adds 1e-8 to the divisor; alimb's form is that without the 1e-8.)
-- In the closed form every anchor moves z along the same direction g / ||g||, by ε ||z* - z||, and the logits along
-  that line are linear in the step: a sample's prediction changes for some anchor exactly when it changes at the
-  farthest anchor, i.e. when ε max_c ||z*_c - z|| exceeds the step at which the first other class overtakes y*.
-  alimb computes that (one distance GEMM against the anchors), not a head pass per anchor; the candidates are the
-  same (tested against a transcription of their loop), up to float rounding at exact ties.
+  after a ReLU share exact zeros) or g = 0, the mix is 0/0 = NaN, predicted class 0 as above. The mix is exactly
+  z + ε ||z* - z|| g / ||g||, which alimb computes without the division; `anchors: foundation_models` divides as
+  they do. (The CVPR code adds 1e-8 to the divisor; alimb's mix is that without the 1e-8.)
+- In the closed form every anchor moves z along the same direction g / ||g||, by ε ||z* - z||, and the logits are
+  linear along that line: a sample's prediction changes for some anchor exactly when it changes at the farthest
+  anchor, i.e. when ε max_c ||z*_c - z|| exceeds the step at which another class first overtakes y*. alimb computes
+  that (one distance GEMM against the anchors), not a head pass per anchor: the same candidates as their loop
+  (tested), up to float rounding at exact ties. The direction is summed as sum_{k != y*} p_k (W_k - W_y*) with the
+  p_k divided by the runner-up's (in float64 for rows where float32 still underflows): their float32 softmax - onehot
+  underflows to 0 for very confident predictions, which their division turns into NaN, i.e. class 0.
 - The CVPR code's random fill draws with replacement (`np.random.choice(..., remained)`), so a batch can hold a sample
-  twice and label fewer than the budget; alimb draws without replacement (its batch is always the budget; not kept as
-  an option). It also pads with candidates the k-means did not pick; the foundation-models code only with
-  non-candidates, as alimb for each rule.
-- With at most as many candidates as the budget, the CVPR code clusters them into as many clusters as candidates:
-  for distinct rows, each its own cluster; alimb takes them all.
+  twice and label fewer than the budget; alimb draws without replacement (its batch is always the budget: not kept as
+  an option). With at most as many candidates as the budget, their KMeans makes as many clusters as candidates: for
+  distinct rows, each its own cluster; alimb takes them all.
 
-In alimb. `ctx.features` are the z (the head's input: the penultimate layer for fine tuning; F_g for the SVM
-schemes), `ctx.head` the linear head (the SVMs' hyperplanes over F_g, whose decision values are the logits of the
+In alimb. `ctx.features` are the z (the head's input: the penultimate layer for fine tuning, F_g for the SVM schemes)
+and `ctx.head` the linear head (the SVMs' hyperplanes over F_g, whose decision values serve as the logits of the
 softmax and cross-entropy the rule needs). y* is the head's argmax, so FT-th's prior rescaling takes no part. The
-authors' global random states are replaced by the run's generator: N(cap/2, cap/2) draws per class and cap in their
-order, then the k-means (scikit-learn's random_state is one draw), then the fill. Samples an enclosing AF excludes
-(`ctx.available()`) are neither candidates nor fill (the CVPR code's `idxs_prohibited`). With no labeled sample there
-is no anchor and no candidate: the batch is random.
+authors' global random states are replaced by the run's generator: the N(cap/2, cap/2) draws per cap and class in
+their order (float32 standard normals, scaled), then the k-means (scikit-learn's random_state is one draw), then the
+fill. Samples an enclosing AF excludes (`ctx.available()`) are neither candidates nor fill (the CVPR code's
+`idxs_prohibited`). With no labeled sample there is no anchor and no candidate: the batch is random.
 """
 
 from __future__ import annotations
@@ -195,30 +198,28 @@ def learned_flips(features, pool: np.ndarray, head: _Head, anchor: torch.Tensor,
                   learning_rate: float, clf_coef: float, l2_coef: float, rng: np.random.Generator,
                   device: torch.device) -> np.ndarray:
     """The CVPR code's generate_alpha + learn_alpha for one anchor and cap: (len(pool),) bool, whether any of the
-    `iterations` checks saw the mix's prediction differ from y*. Each step is a fresh Adam's first step."""
+    `iterations` checks saw the mix's prediction differ from y*. Each step is a fresh Adam's first step, whose
+    m̂ / (√v̂ + 1e-8) is g / (|g| + 1e-8); the gradients are written out (rows are independent: blocks of rows)."""
     flips = np.zeros(pool.size, dtype=bool)
     d = np.shape(features)[1]
-    b1, b2 = 0.9, 0.999  # torch.optim.Adam's betas
     for b in row_blocks(pool.size, max(d, head.w.shape[1])):
         e = _rows(features, pool[b], device)
         y = head.logits(e).argmax(dim=1)
-        alpha = rng.normal(cap / 2.0, cap / 2.0, size=(b.stop - b.start, d)).astype(np.float32)  # torch.normal
+        alpha = rng.standard_normal((b.stop - b.start, d), dtype=np.float32) * np.float32(cap / 2) + np.float32(
+            cap / 2)  # torch.normal(cap / 2, cap / 2)
         alpha = torch.as_tensor(alpha).to(device).clamp_(1e-8, cap)
         toward = anchor[None, :] - e  # d mix / d alpha
         changed = torch.zeros(len(y), dtype=torch.bool, device=device)
         rows = torch.arange(len(y), device=device)
         for i in range(iterations):
             lr = learning_rate / (1.0 if i < iterations * 2 / 3 else 10.0)
-            mix = (1 - alpha) * e + alpha * anchor[None, :]
-            logits = head.logits(mix)
+            logits = head.logits(torch.addcmul(e, alpha, toward))  # the mix (1 - α) e + α z*
             changed |= logits.argmax(dim=1) != y
             p = torch.softmax(logits, dim=1)
             p[rows, y] -= 1.0  # d CE / d logits
-            grad = -clf_coef * (p @ head.w.T) * toward + l2_coef * alpha / torch.linalg.vector_norm(
-                alpha, dim=1, keepdim=True)
-            m1 = (1 - b1) * grad  # Adam's first step from zero state: lr * m̂ / (sqrt(v̂) + eps)
-            denom = torch.sqrt((1 - b2) * grad * grad) / math.sqrt(1 - b2) + 1e-8
-            alpha = (alpha - (lr / (1 - b1)) * m1 / denom).clamp_(1e-8, cap)
+            grad = (p @ head.w.T).mul_(toward).mul_(-clf_coef)  # d (-clf_coef CE) / d α
+            grad.addcdiv_(alpha, torch.linalg.vector_norm(alpha, dim=1, keepdim=True), value=l2_coef)  # + l2 ||α||
+            alpha.addcdiv_(grad, grad.abs().add_(1e-8), value=-lr).clamp_(1e-8, cap)
         flips[b] = changed.cpu().numpy()
     return flips
 
