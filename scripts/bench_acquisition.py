@@ -186,7 +186,8 @@ def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 
 
         grew = peak_memory_growth(call)
         report["afs"][name] = {"seconds": box["seconds"], "peak_rss_growth_bytes": grew,
-                               "growth_over_features": grew / x.nbytes}
+                               "growth_over_features": grew / x.nbytes,
+                               **({"info": box["sel"].info} if box["sel"].info else {})}
         print(name, json.dumps(report["afs"][name]), flush=True)
     # k-center: the plain loop's per-pick work (one GEMV over every candidate, feature-major, and a minimum),
     # timed on its own over `plain_picks` picks

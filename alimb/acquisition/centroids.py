@@ -37,6 +37,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from alimb.acquisition.kcenter import squared_norms
+
 CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 per block of row x centroid distances
 SPLIT_EPS = 1.0 / 1024.0  # faiss's EPS in split_clusters
 
@@ -72,7 +74,7 @@ def centroid_picks(x: torch.Tensor, k: int, rng: np.random.Generator, iterations
     assert 0 < k <= m, "k-means needs at least k rows"
     if m == k:  # faiss: as many points as clusters, the points are the centroids
         return np.arange(m)
-    norms = (x * x).sum(dim=1)  # (m,)
+    norms = squared_norms(x)  # (m,), in blocks: x * x would be a second copy of the candidates
     centroids = x[torch.as_tensor(kmeanspp_seeds(x, norms, k, rng), device=x.device)].clone()  # (k, d)
     cap = k * max_points_per_centroid
     if m > cap:  # faiss trains on a random subset of max_points_per_centroid per centroid
