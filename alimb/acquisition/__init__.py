@@ -11,6 +11,7 @@ whole, so any AF serves inside another.
 BASE is `alimb.acquisition.boundary.base`: not re-exported here, where `base` names the shared module.
 """
 
+from alimb.acquisition.mixing import alfamix
 from alimb.acquisition.balanced_mip import class_balanced
 from alimb.acquisition.bandit import minority_bandit
 from alimb.acquisition.base import AF, Context, Oracle, Selection
@@ -19,6 +20,7 @@ from alimb.acquisition.gradients import badge
 from alimb.acquisition.lowbudget import probcover, typiclust
 from alimb.acquisition.submodular import flqmi
 from alimb.acquisition.cds import cds_bal
+from alimb.acquisition.dropout import dropquery
 from alimb.acquisition.thresholds import direct
 from alimb.acquisition.kcenter import coreset, kcenter_greedy
 from alimb.acquisition.minority import minority_quotas, minority_sampling
@@ -28,5 +30,5 @@ __all__ = [
     "AF", "Context", "Oracle", "Selection", "badge", "random", "margin", "entropy", "least_confidence", "coreset", "kcenter_greedy",
     "cds_bal",
     "minority_sampling", "minority_quotas", "certain",
-    "galaxy", "direct", "class_balanced", "flqmi", "typiclust", "probcover", "minority_bandit",
+    "galaxy", "direct", "class_balanced", "flqmi", "typiclust", "probcover", "minority_bandit", "dropquery", "alfamix",
 ]
