@@ -87,23 +87,46 @@ def expand_af_names(cfg: DictConfig) -> None:
             for k, parent in children:
                 if isinstance(parent[k], str):
                     parent[k] = OmegaConf.create(_compose_af(parent[k]))
-            if key == "within":
-                _check_within(node[key], f"{path}.{key}")
         for key in list(node.keys()):
             walk(node[key], f"{path}.{key}" if path else str(key))
 
+    def check(node: Any, path: str) -> None:  # once every name is expanded, nested ones included
+        if not isinstance(node, DictConfig):
+            return
+        target = node.get("_target_") if "_target_" in node else None
+        for key in _narrowed_slots(target) if isinstance(target, str) else ():
+            if key in node:
+                _check_narrowed(node._get_node(key), f"{path}.{key}")
+        for key in node.keys():
+            check(node._get_node(key), f"{path}.{key}")
+
     with open_dict(cfg):
         walk(cfg.acquisition, "acquisition")
+    check(cfg.acquisition, "acquisition")
 
 
-def _check_within(node: Any, path: str) -> None:
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if not isinstance(target, str):
-        return
+def _narrowed_slots(target: str) -> tuple[str, ...]:
+    """The AF slots a composite hands a narrowed set of candidates (`@narrows` in alimb.acquisition.base)."""
     try:
-        fn = target_callable(target)
+        return tuple(getattr(target_callable(target), "narrows", ()))
     except (ImportError, AttributeError):
-        return  # a target that does not exist: Hydra's instantiate names it
-    if getattr(fn, "whole_pool", False):
-        raise UserError(f"config key {path}={node.get('name', target)} is invalid: it selects over the whole pool "
-                        "and cannot choose inside one class's candidates; choose another AF for it")
+        return ()
+
+
+def _check_narrowed(node: Any, path: str) -> None:
+    """Refuse an AF that selects over the whole pool where it would get a narrowed set of candidates: in a narrowed
+    slot, or in any AF slot below it (a composite passes its context on, narrowing included)."""
+    if not isinstance(node, DictConfig):
+        return
+    target = node.get("_target_") if "_target_" in node else None
+    if isinstance(target, str):
+        try:
+            fn = target_callable(target)
+        except (ImportError, AttributeError):
+            fn = None  # a target that does not exist: Hydra's instantiate names it
+        if getattr(fn, "whole_pool", False):
+            raise UserError(f"config key {path}={node.get('name', target)} is invalid: it selects over the whole "
+                            "pool and cannot choose inside the candidates it is handed there (a class's, a "
+                            "subpool's); choose another AF for it")
+    for key in node.keys():
+        _check_narrowed(node._get_node(key), f"{path}.{key}")

@@ -137,6 +137,17 @@ def whole_pool(af: Callable) -> Callable:
     return af
 
 
+def narrows(*slots: str) -> Callable:
+    """Marks a composite AF that hands the AFs of `slots` a narrowed set of candidates: an AF that selects over the
+    whole pool cannot serve there, or anywhere below, and config refuses it before any work (alimb.config)."""
+
+    def mark(af: Callable) -> Callable:
+        af.narrows = slots
+        return af
+
+    return mark
+
+
 def top_k(utility: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """The k candidates of largest utility, ties broken at random by `rng`."""
     utility = np.asarray(utility, dtype=np.float64)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import numpy as np
 
-from alimb.acquisition.base import AF, Context, Selection, per_row
+from alimb.acquisition.base import AF, Context, Selection, narrows, per_row
 from alimb.options import Doc
 
 
@@ -54,6 +54,7 @@ def allocate(quotas: np.ndarray, candidates: np.ndarray, budget: int) -> np.ndar
     return taken
 
 
+@narrows("within")
 def minority_sampling(
     ctx: Context, *,
     within: Annotated[AF, Doc("chooses inside each minority class's predicted candidates (an AF of conf/acquisition)")],
