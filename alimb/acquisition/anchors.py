@@ -145,23 +145,32 @@ def select_anchors(fg: np.ndarray, labels: np.ndarray, labeled_mask: np.ndarray,
 def nearest_neighbours(fg: np.ndarray, queries: np.ndarray, pool: np.ndarray, k: int,
                        device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """For each query (absolute indices), the k samples of `pool` of largest cosine similarity in `fg`, exactly:
-    (n_queries, k) absolute indices and similarities. One GEMM per block of the pool, a running top-k per query."""
+    (n_queries, k) absolute indices and similarities (unordered). One GEMM per block of the pool against the unit
+    queries, the block's rows scaled by their norms (`kcenter.squared_norms`); a running top-k per query, merged
+    only for the queries that a block's similarities beat (after the first blocks, few: a pass over the block
+    instead of a top-k)."""
     k = min(k, pool.size)
     device = resolve_device(device)
     feats = torch.as_tensor(fg)
     q = feats[torch.as_tensor(queries)].to(device, torch.float32)
     q = q / squared_norms(q).sqrt_().clamp_min_(1e-12)[:, None]  # (A, d) unit rows
-    best_sim = torch.full((len(q), k), -float("inf"), device=device)
+    best_sim = torch.full((len(q), k), -float("inf"), device=device)  # (A, k) the k best so far, unordered
     best_idx = torch.full((len(q), k), -1, dtype=torch.int64, device=device)
+    worst = torch.full((len(q),), -float("inf"), device=device)  # (A,) the k-th best so far
     pool_t = torch.as_tensor(pool, dtype=torch.int64)
     step = max(1, CHUNK_ELEMENTS // max(len(q), q.shape[1], 1))  # rows of the pool per block: (A, m), (m, d) bounded
     for start in range(0, pool.size, step):
         rows = pool_t[start:start + step]
         x = feats[rows].to(device, torch.float32)  # (m, d)
-        sim = (q @ x.T).div_(squared_norms(x).sqrt_().clamp_min_(1e-12))  # (A, m) cosine similarities
-        top = torch.topk(sim, min(k, len(rows)), dim=1)
-        sims = torch.cat([best_sim, top.values], dim=1)
-        idx = torch.cat([best_idx, rows.to(device)[top.indices]], dim=1)
-        keep = torch.topk(sims, k, dim=1).indices
-        best_sim, best_idx = sims.gather(1, keep), idx.gather(1, keep)
+        x /= squared_norms(x).sqrt_().clamp_min_(1e-12)[:, None]
+        sim = q @ x.T  # (A, m) cosine similarities
+        hit = torch.nonzero(sim.amax(dim=1) > worst).squeeze(1)  # queries this block improves
+        if hit.numel() == 0:
+            continue
+        top = torch.topk(sim[hit], min(k, len(rows)), dim=1)
+        sims = torch.cat([best_sim[hit], top.values], dim=1)
+        idx = torch.cat([best_idx[hit], rows.to(device)[top.indices]], dim=1)
+        keep = torch.topk(sims, k, dim=1)
+        best_sim[hit], best_idx[hit] = keep.values, idx.gather(1, keep.indices)
+        worst[hit] = keep.values[:, -1]
     return best_idx.cpu().numpy(), best_sim.cpu().numpy().astype(np.float64)
