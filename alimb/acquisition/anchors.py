@@ -96,8 +96,8 @@ def anchoral(
 
 def subpool(ctx: Context, pool: np.ndarray, num_anchors: int, num_neighbours: int, size: int,
             anchors: str = "kmeans_pp", device: str = "auto") -> tuple[np.ndarray, dict]:
-    """AnchorAL's subpool of `pool` (absolute indices, ascending; at least ctx.budget of them): the retrieved samples
-    of largest mean similarity to the anchors that retrieved them, best first. Also what it took, for the records."""
+    """AnchorAL's subpool of `pool` (absolute indices, best first; at least ctx.budget of them): the retrieved samples
+    of largest mean similarity to the anchors that retrieved them. Also what it took, for the records."""
     fg = ctx.fg
     chosen = select_anchors(fg, ctx.labels, ctx.labeled_mask, num_anchors, anchors, ctx.rng)
     if chosen.size == 0:  # cold start: a random subpool of the budget's size, as the authors
