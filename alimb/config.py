@@ -101,6 +101,8 @@ def expand_parts(cfg: DictConfig) -> None:
     """Replace a part chosen by name (`acquisition.auxiliary=badge`) by that option's config, and refuse a part
     that cannot serve where it was put, before any work."""
 
+    narrowed: list[tuple[Any, Any, str]] = []  # checked once every part below them is expanded too
+
     def walk(node: Any, path: str) -> None:
         if not isinstance(node, DictConfig):
             return
@@ -113,26 +115,43 @@ def expand_parts(cfg: DictConfig) -> None:
                 if isinstance(parent[k], str):
                     parent[k] = OmegaConf.create(compose_option(part.group, parent[k]))
                 if part.narrows:
-                    _check_narrowing(parent[k], where)
+                    narrowed.append((parent, k, where))
         for key in list(node.keys()):
             if key != "hydra":
                 walk(node._get_node(key), f"{path}.{key}" if path else str(key))
 
+    def check(node: Any, path: str) -> None:  # once every name is expanded, nested ones included
+        if not isinstance(node, DictConfig):
+            return
+        target = node.get("_target_") if "_target_" in node else None
+        for key in _narrowed_slots(target) if isinstance(target, str) else ():
+            if key in node:
+                _check_narrowed(node._get_node(key), f"{path}.{key}")
+        for key in node.keys():
+            check(node._get_node(key), f"{path}.{key}")
+
     with open_dict(cfg):
         walk(cfg, "")
+    for parent, k, where in narrowed:
+        _check_narrowing(parent[k], where)
 
 
 def _check_narrowing(node: Any, path: str) -> None:
-    """An AF that selects over the whole pool cannot choose inside narrowed candidates."""
+    """An AF that selects over the whole pool cannot choose inside narrowed candidates: not in a part that narrows,
+    nor in any AF below it (a composite passes its context on, narrowing included)."""
     from alimb.acquisition.base import selects_whole_pool
 
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if not isinstance(target, str):
+    if not isinstance(node, DictConfig):
         return
-    try:
-        fn = target_callable(target)
-    except (ImportError, AttributeError):
-        return  # a target that does not exist: validation names it
-    if selects_whole_pool(fn):
-        raise UserError(f"config key {path}={node.get('name', target)} is invalid: it selects over the whole pool "
-                        "and cannot choose inside a narrowed set of candidates; choose another AF for it")
+    target = node.get("_target_") if "_target_" in node else None
+    if isinstance(target, str):
+        try:
+            fn = target_callable(target)
+        except (ImportError, AttributeError):
+            fn = None  # a target that does not exist: validation names it
+        if fn is not None and selects_whole_pool(fn):
+            raise UserError(f"config key {path}={node.get('name', target)} is invalid: it selects over the whole pool "
+                            "and cannot choose inside the candidates it is handed there (a class's, a subpool's); "
+                            "choose another AF for it")
+    for key in node.keys():
+        _check_narrowing(node._get_node(key), f"{path}.{key}")

@@ -25,6 +25,9 @@ coreset, dmcs_rand, badge, base and galaxy: time and peak memory growth vs the f
 10 000 picks vs reading every candidate at every pick (the plain loop's per-pick work, one GEMV over the
 feature-major candidates and a minimum, timed over `--plain-picks` picks, times 10 000).
 
+--afs wrappers (with --every-af or --imagenet): PCB over margin and AnchorAL around coreset (and margin) against
+coreset in the same run (WRAPPERS, WRAPPERS_IMAGENET below); any AF can be given as NAME:OVERRIDE:OVERRIDE.
+
 --small-kcenter: k-center's lazy loop vs its plain one (the same picks) on problems from DMCS's per-class size
 (170 candidates, 80 centers, 6 picks) to coreset's on a pool of thousands, 512-d unit vectors; what sets
 kcenter.PLAIN_PAIRS, the candidates x (centers + picks) up to which calls take the plain loop.
@@ -114,16 +117,24 @@ def paper_size_run() -> dict:
     }
 
 
-def build_af(name: str):
-    """The AF as `alimb acquisition=NAME` builds it (its `device: auto` finds CUDA where there is one)."""
+def build_af(spec: str):
+    """The AF as `alimb acquisition=NAME [OVERRIDE ...]` builds it, from `NAME` or `NAME:OVERRIDE:OVERRIDE`
+    (`pcb:acquisition.base=margin`); its `device: auto` finds CUDA where there is one."""
     from hydra import compose, initialize_config_dir
 
-    from alimb.config import build
+    from alimb.cli import rewrite_parts
+    from alimb.config import build, expand_parts
     from alimb.run import CONFIG_DIR
 
+    name, *overrides = spec.split(":")
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"acquisition={name}"])
+        cfg = compose(config_name="config", overrides=rewrite_parts([f"acquisition={name}", *overrides]))
+        expand_parts(cfg)
     return build(cfg.acquisition)
+
+
+def without_timings(info: dict) -> dict:
+    return {k: v for k, v in info.items() if not k.endswith("_seconds")}
 
 
 def every_af(only: list[str] | None = None, labeled: int = 4000, repeats: int = 1) -> dict:
@@ -148,6 +159,7 @@ def every_af(only: list[str] | None = None, labeled: int = 4000, repeats: int = 
             sel, seconds = timed(afs[name], context(**inputs, oracle=Oracle(y)))
             if name not in times or seconds < times[name]["seconds"]:
                 times[name] = {"seconds": seconds, **({"info": sel.info} if sel.info else {})}
+        print(name, json.dumps(times[name], default=str), flush=True)
     for name in times:
         times[name]["ratio_to_coreset"] = times[name]["seconds"] / times["coreset"]["seconds"]
     return {"pool": [n, d], "classes": c, "labeled": labeled, "picks": picks, "afs": times}
@@ -188,7 +200,7 @@ def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 
         report["afs"][name] = {"seconds": box["seconds"], "peak_rss_growth_bytes": grew,
                                "growth_over_features": grew / x.nbytes,
                                **({"info": box["sel"].info} if box["sel"].info else {})}
-        print(name, json.dumps(report["afs"][name]), flush=True)
+        print(name, json.dumps(report["afs"][name], default=str), flush=True)
     # k-center: the plain loop's per-pick work (one GEMV over every candidate, feature-major, and a minimum),
     # timed on its own over `plain_picks` picks
     cand = np.flatnonzero(~mask)
@@ -209,6 +221,13 @@ def imagenet(device: torch.device, plain_picks: int, names: list[str], n: int = 
 
 
 DEFAULT_AFS = "random,margin,coreset,dmcs_rand,badge,base,galaxy"
+# the wrapper AFs against coreset (--every-af --afs WRAPPERS; --imagenet --afs WRAPPERS_IMAGENET): PCB over margin,
+# AnchorAL around coreset (a slow AF) and margin; at ImageNet size the subpool is 10x the budget of 10 000 (at the
+# authors' 10 000 it would be the budget itself), with the authors' 10 anchors per class and with 2
+WRAPPERS = "coreset,pcb:acquisition.base=margin,anchoral:acquisition.inner=coreset,anchoral:acquisition.inner=margin"
+WRAPPERS_IMAGENET = ("coreset,pcb:acquisition.base=margin,"
+                     "anchoral:acquisition.inner=coreset:acquisition.subpool_size=100000,"
+                     "anchoral:acquisition.inner=coreset:acquisition.subpool_size=100000:acquisition.num_anchors=2")
 SMALL_KCENTER = [(170, 80, 6), (600, 400, 25), (1000, 100, 100), (2000, 500, 100), (8000, 200, 20), (4000, 1000, 500),
                  (16000, 4000, 500)]  # (candidates, centers, picks)
 
@@ -249,7 +268,9 @@ def main() -> None:
     parser.add_argument("--skip-run", action="store_true", help="skip the paper-size AL run")
     parser.add_argument("--every-af", action="store_true", help="every conf/acquisition option at the paper's size")
     parser.add_argument("--imagenet", action="store_true", help="the ImageNet-size selections")
-    parser.add_argument("--afs", default=DEFAULT_AFS, help="the AFs to run (--imagenet; --every-af: all by default)")
+    parser.add_argument("--afs", default=DEFAULT_AFS, help="the AFs to run (--imagenet; --every-af: all by default), "
+                        "each NAME or NAME:OVERRIDE:... (pcb:acquisition.base=margin); 'wrappers': PCB and AnchorAL "
+                        "against coreset")
     parser.add_argument("--plain-picks", type=int, default=50, help="--imagenet: picks timed for the plain loop")
     parser.add_argument("--no-scores", action="store_true", help="--imagenet: no score matrix (for AFs that read "
                         "only features and head: coreset, dropquery, alfamix), 5.12 GB less in the process")
@@ -263,6 +284,8 @@ def main() -> None:
         report["small_kcenter"] = small_kcenter()
         print(json.dumps(report, indent=2, default=str))
         return
+    if args.afs == "wrappers":
+        args.afs = WRAPPERS_IMAGENET if args.imagenet else WRAPPERS
     if args.every_af:
         report["every_af"] = every_af(args.afs.split(",") if args.afs != DEFAULT_AFS else None, args.labeled,
                                       args.repeats)

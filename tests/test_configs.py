@@ -24,6 +24,8 @@ def _dataset_overrides(option: str, tmp_path: Path) -> list[str]:
         np.savez(path, train_features=rng.normal(size=(12, 4)), train_labels=np.repeat([0, 1, 2], 4),
                  test_features=rng.normal(size=(6, 4)), test_labels=np.repeat([0, 1, 2], 2))
         return [f"dataset.loader.path={path}"]
+    if option == "images":
+        return [f"dataset.loader.root={image_archives.image_folder(tmp_path / 'imgs')}"]
     if option == "image_folder":
         return [f"dataset.loader.root={image_archives.image_folder(tmp_path / 'imgs')}", "dataset.loader.test_per_class=2"]
     if option == "image_list":
@@ -58,11 +60,14 @@ def test_every_option_composes_builds_and_works(make_cfg, group, option, tmp_pat
         try:
             data = build(node.loader)
         except UserError as err:  # an archive or list the tests do not write: the loader says what it expected
-            assert option not in ("digits", "synthetic", "embeddings", "image_folder", "image_list")
+            assert option not in ("digits", "synthetic", "embeddings", "image_folder", "image_list", "images")
             assert "not found" in str(err) and str(tmp_path / "empty") in str(err)
             return
         assert isinstance(data, (ArrayDataset, ImageDataset))
         train, test = data.labels()
+        if option == "images":  # no labels: a person gives them (and no test set was named)
+            assert (train == -1).all() and len(train) == 26 and len(test) == 0
+            return
         assert len(train) and len(test) and data.n_classes == max(train.max(), test.max()) + 1
     elif group == "imbalance":
         available = {"counts": np.array([1, 2, 3]), "paper": np.full(100, 500)}.get(

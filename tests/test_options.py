@@ -16,7 +16,7 @@ from alimb.run import CONFIG_DIR
 from alimb.schema import AL, FILE_MODELS, Features, validate
 
 GROUPS = ["dataset", "imbalance", "acquisition", "scheme", "backbone", "logger", "oracle"]
-USER_DATA = {"dataset/embeddings", "dataset/image_folder", "dataset/image_list"}  # the user names the files
+USER_DATA = {"dataset/embeddings", "dataset/image_folder", "dataset/image_list", "dataset/images"}  # the user names the files
 YAML_FILES = sorted(Path(CONFIG_DIR).rglob("*.yaml"))
 
 
