@@ -67,13 +67,16 @@ def check_weights_file(path: str | None) -> None:
                 (length,) = struct.unpack("<Q", head)
                 if 0 < length <= size - 8:
                     header = json.loads(f.read(length))
+                    if not isinstance(header, dict):
+                        raise ValueError("its header is not a table of tensors")
                     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
                     if 8 + length + end > size:
                         raise ValueError(f"it holds {size} bytes, its header promises {8 + length + end}")
                     return
                 if length > size - 8 and length < 1 << 32:
                     raise ValueError(f"it holds {size} bytes, its header alone promises {length + 8}")
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, zipfile.BadZipFile,
+            UnicodeDecodeError) as err:
         raise UserError(f"backbone weights {file} cannot be read ({str(err).splitlines()[0] or type(err).__name__}); "
                         f"{fix}") from None
     raise UserError(f"backbone weights {file} are neither a PyTorch state dict (.pth) nor a safetensors file; {fix}")
@@ -84,12 +87,35 @@ def _loading(what: str, path: Path):
 
     @contextlib.contextmanager
     def guard():
+        import warnings
+
+        missing: list[str] = []
+
+        class Missing(logging.Handler):  # timm loads a file leniently and logs the keys it lacked
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage().startswith("Missing keys"):
+                    missing.append(record.getMessage())
+
+        handler, timm_log = Missing(logging.INFO), logging.getLogger("timm")
+        level = timm_log.level
+        timm_log.addHandler(handler)
+        timm_log.setLevel(logging.INFO)  # timm says what the file lacked at INFO when it drops the classifier
         try:
-            yield
-        except (RuntimeError, ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as err:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's and timm's warnings about the file: the line below says it
+                yield
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001 - torch.load, safetensors and timm raise many kinds for a bad file
             reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise UserError(f"backbone weights {path} do not load into {what} ({reason}); set backbone.weights_path "
                             "to that model's weights file") from None
+        finally:
+            timm_log.removeHandler(handler)
+            timm_log.setLevel(level)
+        if missing:
+            raise UserError(f"backbone weights {path} do not load into {what} ({missing[0].splitlines()[0][:160]}); "
+                            "set backbone.weights_path to that model's weights file")
 
     return guard()
 

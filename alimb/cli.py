@@ -23,6 +23,20 @@ def one_line(err: BaseException) -> str:
     lines = lines[:next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), len(lines))]
     text = "; ".join(ln.rstrip(".") for ln in dict.fromkeys(lines))  # in order, without repeats
     text = text.replace(":;", ":").replace("Available options in", "available options in")
+    struct = re.search(r"Could not override '([^']+)'.*Key '([^']+)' is not in struct", text)
+    if struct:  # Hydra's advice (+KEY=...) would only meet validation's "unknown config key"
+        key, inner = struct.groups()
+        where = key if key.split(".")[-1] == inner else f"{key}.{inner}"
+        return (f"unknown config key {where} (no option of what is chosen there); `alimb-options` with the same "
+                "choices lists the options")
+    lexer = re.search(r"LexerNoViableAltException: ([^;]+)", text)
+    if lexer:
+        return f"cannot read the override {lexer.group(1)!r}; quote its value, e.g. 'cache_dir=\"~/x\"'"
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if missing:
+        from alimb.sweep import choices
+
+        return f"no {missing.group(1)} option named {missing.group(2)!r}; choose one of {choices(missing.group(1))}"
     if "No match in the defaults list" in text:
         key = re.search(r"'([\w.]+@[\w.]+)'", text)
         if key:
@@ -50,6 +64,57 @@ def part_groups() -> dict[tuple[str, str], str]:
     return groups
 
 
+def _check_shadowing(folder: Path) -> None:
+    """A file of a user's folder with the name of one of alimb's own would be shadowed by it: one line instead."""
+    from importlib import resources
+
+    from alimb.errors import UserError
+
+    ours = Path(str(resources.files("alimb.conf")))
+    for path in sorted(folder.rglob("*.yaml")):
+        relative = path.relative_to(folder)
+        if (ours / relative).is_file():
+            raise UserError(f"{path} has the name of alimb's own {relative.with_suffix('').as_posix()}, which is found "
+                            f"first; give yours another name (e.g. {relative.stem}_mine.yaml) and choose that")
+
+
+FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--resolve", "--package", "-p", "--run", "-r",
+         "--multirun", "-m", "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+         "-cd", "--experimental-rerun", "--info", "-i"}  # Hydra's command-line flags
+
+
+VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+          "--experimental-rerun"}  # flags whose value is the next argument (--info's is optional: one of its words)
+INFO = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """The flags (with their values) before the overrides, whatever the order typed: argparse cannot take
+    `KEY=V -m KEY2=V2` (it reads one run of overrides)."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-"):
+            flags.append(a)
+            if (a in VALUED or (a in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in INFO)) \
+                    and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return flags + overrides
+
+
+def check_flags(args: list[str]) -> None:
+    """An unknown flag is one line (argparse would print its usage block first)."""
+    from alimb.errors import UserError
+
+    for a in flags_first(args):
+        if a.startswith("-") and a.split("=", 1)[0] not in FLAGS:
+            raise UserError(f"unknown flag {a}; `alimb --help` lists them (overrides are KEY=VALUE, without a dash)")
+
+
 def config_dirs(args: list[str]) -> list[str]:
     """The command line with `--config-dir DIR` (`-cd DIR`, `--config-dir=DIR`) and `file://` entries of
     `hydra.searchpath` read by alimb's own config source (`alimbdir://`), so a user's YAML files get their declared
@@ -74,6 +139,7 @@ def config_dirs(args: list[str]) -> list[str]:
         if not folder.is_dir():
             raise UserError(f"--config-dir {d}: no such folder; name a folder of YAML files (e.g. myconf with "
                             "myconf/experiment/mine.yaml)")
+        _check_shadowing(folder)
         paths.append(f"alimbdir://{folder}")
     for j, a in enumerate(out):
         if a.split("=", 1)[0].lstrip("+") == "hydra.searchpath" and "=" in a:

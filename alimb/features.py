@@ -26,7 +26,7 @@ from tqdm import tqdm
 from alimb.data.dataset import ArrayDataset
 from alimb.data.images import BadImage, ImageDataset, ImageSet
 from alimb.errors import UserError
-from alimb.atomic import write_atomic
+from alimb.atomic import write_atomic, writing
 
 log = logging.getLogger(__name__)
 FORMAT = 1  # bump when extraction or preprocessing changes what a cached file holds
@@ -138,21 +138,35 @@ def cached_array(path: Path, compute, rows: int) -> tuple[np.ndarray, list]:
     `compute(tmp) -> bad` writes the .npy to `tmp` (streamed: `NpyRows`); the companion list is written first and
     the .npy renamed into place last, so the .npy's presence marks completion.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot make the feature cache {path.parent} ({err.strerror or err}); set cache_dir to a "
+                        "folder you can write") from None
     cached = _read_cached(path, rows)
-    if cached is None:
-        with FileLock(str(path) + ".lock"):
-            cached = _read_cached(path, rows)  # computed meanwhile by another job?
-            if cached is None:
-                tmp = path.with_name(f".{path.name}.tmp.npy")
-                try:
+    if cached is not None:
+        return cached
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire()
+    except OSError as err:
+        raise UserError(f"cannot write in the feature cache {path.parent} ({err.strerror or err}); set cache_dir to "
+                        "a folder you can write") from None
+    try:
+        cached = _read_cached(path, rows)  # computed meanwhile by another job?
+        if cached is None:
+            tmp = path.with_name(f".{path.name}.tmp.npy")
+            try:
+                with writing(path, rows * 4096, tmp):  # a full disk: one line, the temporary file removed
                     bad = compute(tmp)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
-                write_atomic(path.with_suffix(".bad.json"), json.dumps(bad))
-                os.replace(tmp, path)
-                cached = _read_cached(path, rows)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            write_atomic(path.with_suffix(".bad.json"), json.dumps(bad))
+            os.replace(tmp, path)
+            cached = _read_cached(path, rows)
+    finally:
+        lock.release()
     return cached
 
 

@@ -112,6 +112,8 @@ def load_data(cfg: DictConfig, needs_images: bool, oracle: Oracles | None = None
     check_al(cfg.al, planned.size)
     data = featurize(raw, build(cfg.backbone), cfg.cache_dir, images=needs_images)
     same = np.array_equal(data.train_y, labels)  # unless extraction dropped images, the pool planned is the pool
+    if not unlabeled and same and len(data.test_y) != len(test_labels):  # test images dropped: a class may be gone
+        check_labels(data.train_y, data.test_y, data.n_classes)
     if not same and not unlabeled:
         lost = np.setdiff1d(np.unique(labels), data.train_y)
         if lost.size:

@@ -50,10 +50,14 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, variant: str = "") -> l
         scheme, acquire, oracle = build(cfg.scheme), build(cfg.acquisition), build(cfg.oracle)
         data = load_data(cfg, scheme.needs_images, oracle)
         run_dir.check_data(plan, data.fingerprint)
-        run_dir.begin(cfg, plan)  # the first write: a run that overwrite=true replaces stays whole until here
-        if oracle.person:
-            return run_rounds(cfg, run_dir, plan, scheme, acquire, data, oracle, variant)
-        return _iterate(cfg, run_dir, plan, scheme, acquire, data, variant)
+        run_dir.begin(cfg, plan)  # the first write: a run that overwrite=true replaces is set aside, whole
+        try:
+            if oracle.person:
+                return run_rounds(cfg, run_dir, plan, scheme, acquire, data, oracle, variant)
+            return _iterate(cfg, run_dir, plan, scheme, acquire, data, variant)
+        except BaseException:
+            run_dir.recover()  # the replacement failed before its first iteration: the replaced run is back
+            raise
 
 
 def _iterate(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acquire, data: Data,

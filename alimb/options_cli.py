@@ -1,5 +1,5 @@
-"""`alimb-options [OVERRIDE ...]`: every option of every node the composed config builds, with its type, value,
-default and one line of doc, e.g. `alimb-options scheme=switch acquisition=direct`.
+"""`alimb-options [--config-dir DIR] [OVERRIDE ...]`: every option of every node the composed config builds, with its
+type, value, default and one line of doc, e.g. `alimb-options scheme=switch acquisition=direct`.
 
 The overrides are composed and checked as `alimb` checks them (parts chosen by name expanded, every value
 validated): a bad override or an unknown choice is one line on stderr and exit status 2.
@@ -43,13 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from alimb.cli import one_line, rewrite_parts
+    from alimb.cli import config_dirs, one_line, rewrite_parts
     from alimb.config import expand_parts
     from alimb.errors import UserError
     from alimb.schema import validate
 
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__.strip())
+        return 0
     try:
-        overrides = rewrite_parts(sys.argv[1:] if argv is None else argv)
+        args = config_dirs(args)
+        flag = next((a for a in args if a.startswith("-")), None)
+        if flag is not None:
+            raise UserError(f"unknown flag {flag}; alimb-options takes overrides (KEY=VALUE) and --config-dir DIR")
+        overrides = rewrite_parts(args)
         with initialize_config_module("alimb.conf", version_base="1.3"):
             cfg = compose("config", overrides=overrides)
             expand_parts(cfg)

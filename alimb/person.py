@@ -238,6 +238,7 @@ def run_rounds(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acq
     summary = None
     try:
         k = len(records)
+        run_dir.settle()  # a person's replacement has started (its data checked, its rounds under way)
         while k < iterations:
             made = r.rounds.batches(k)
             batch = made[-1] if made else None

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from alimb import figures
+from alimb.errors import UserError
 from alimb.results import load
 from alimb.summary import BASELINE, group_runs, table_rows
 from alimb.tables import write_tables
@@ -26,7 +27,11 @@ def report(dirs: list[Path], out: Path, baseline: str = BASELINE) -> dict:
     matplotlib.use("Agg")
     df = load(dirs)
     if df.empty:
-        raise FileNotFoundError(f"no run with a completed iteration (config.json + records.jsonl) below {', '.join(map(str, dirs))}")
+        raise UserError(f"no run with a completed iteration (config.json + records.jsonl) below "
+                        f"{', '.join(map(str, dirs))}; name a sweep's or a run's folder (outputs/NAME)")
+    if baseline != BASELINE and baseline not in set(df["acquisition"]):  # asked for by name: it must be there
+        raise UserError(f"no run of {baseline!r} below {', '.join(map(str, dirs))} to compare with; --baseline is one "
+                        f"of {', '.join(sorted(set(df['acquisition'])))}")
     groups = group_runs(df)
     out.mkdir(parents=True, exist_ok=True)
     write_tables(table_rows(groups, baseline), out, baseline)
@@ -38,8 +43,13 @@ def report(dirs: list[Path], out: Path, baseline: str = BASELINE) -> dict:
             "tables": [out / "results.md", out / "results.csv"]}
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints its usage block first)
+        self.exit(2, f"alimb-report: error: {message}; `alimb-report --help` says how\n")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="alimb-report", description=__doc__)
+    parser = _Parser(prog="alimb-report", description=__doc__)
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep or run directories (searched recursively)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: FIRST_DIR/report)")
     parser.add_argument("--baseline", default=BASELINE,
@@ -50,12 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="alimb-report: warning: %(message)s")
     missing = [d for d in args.dirs if not d.is_dir()]
     if missing:
-        sys.exit(f"alimb-report: error: not a directory: {missing[0]}")
+        parser.exit(2, f"alimb-report: error: not a directory: {missing[0]}; name a sweep's or a run's folder\n")
     out = args.out or args.dirs[0] / "report"
     try:
         written = report(args.dirs, out, args.baseline)
-    except FileNotFoundError as err:
-        sys.exit(f"alimb-report: error: {err}")
+    except UserError as err:
+        parser.exit(2, f"alimb-report: error: {err}\n")
     if args.wandb:
         from alimb.wandb_logger import log_report
 

@@ -5,8 +5,8 @@ Bad input in a single run: one line on stderr, exit 2. In a multirun a failed jo
 sweeper lists the failures at the end. Ctrl-C: one line, exit 130, the state as saved.
 
 The config tree (`conf/` in the repository) ships inside the package as `alimb.conf`, found by Hydra as
-`pkg://alimb.conf`, so a wheel works from any directory; users add their own with `--config-dir DIR` (searched
-first).
+`pkg://alimb.conf`, so a wheel works from any directory; users add their own with `--config-dir DIR` (read as
+alimb's own are, its options filled; a file named as one of alimb's is refused: alimb's would be found first).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import atexit
 import gc
 import logging
 import os
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -27,7 +28,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from alimb import state
-from alimb.cli import config_dirs, one_line, rewrite_parts
+from alimb.cli import check_flags, config_dirs, flags_first, one_line, rewrite_parts
 from alimb.errors import UserError
 from alimb.sweep import JobFailure
 
@@ -77,13 +78,19 @@ def main(cfg: DictConfig) -> float | JobFailure:
         raise
 
 
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def cli() -> None:
     """The console script: Hydra re-raises composition errors (its documented HYDRA_FULL_ERROR switch), and
     they are reported here in one line, exit 2; HYDRA_FULL_ERROR=1 set by the user keeps the traceback."""
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    signal.signal(signal.SIGTERM, _interrupted)  # `timeout`, `kill`: as Ctrl-C (temporary files removed, one line)
     try:
-        sys.argv[1:] = rewrite_parts(config_dirs(sys.argv[1:]))
+        check_flags(sys.argv[1:])
+        sys.argv[1:] = flags_first(rewrite_parts(config_dirs(sys.argv[1:])))
         main()
     except (HydraException, OmegaConfBaseException) as err:
         if full:
@@ -92,6 +99,11 @@ def cli() -> None:
         sys.exit(2)
     except UserError as err:  # before Hydra: a --config-dir that does not exist
         print(f"alimb: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except ValueError as err:
+        if "Only one of --run" not in str(err):  # Hydra's refusal of two modes at once; anything else is a bug
+            raise
+        print(f"alimb: error: {err}; drop one of them", file=sys.stderr)
         sys.exit(2)
     except BrokenPipeError:  # `alimb --help | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

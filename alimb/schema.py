@@ -76,8 +76,8 @@ class ReportLayout(BaseModel):
 
 
 def _plain_name(value: str) -> str:
-    if not value or "/" in value:
-        raise ValueError("Input should be a non-empty name without '/'")
+    if not value or "/" in value or value in (".", ".."):
+        raise ValueError("Input should be a non-empty name without '/' (and not . or ..)")
     return value
 
 
@@ -151,7 +151,12 @@ def complete(node: Any, model: type[Node] | None = Top) -> None:
     fill(node)
 
 
-def _message(err: ValidationError, prefix: str, data: Any) -> str:
+def _is_member_name(part: str) -> bool:
+    """A location part pydantic adds for a union's member (`PaperImbalance`, `literal['natural']`), not a key."""
+    return part[:1].isupper() or part.startswith(("literal[", "function-", "nullable[", "union["))
+
+
+def _message(err: ValidationError, prefix: str, data: Any, parts: dict | None = None) -> str:
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
     node = data
@@ -163,14 +168,23 @@ def _message(err: ValidationError, prefix: str, data: Any) -> str:
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             keys.append(f"[{part}]")
             node = node[int(part)]
+        elif _is_member_name(part):
+            continue
         else:
             if first["type"] in ("extra_forbidden", "missing"):
                 keys.append(part)
             break
     key = ".".join([prefix, *keys]).strip(".").replace(".[", "[")
     if first["type"] == "extra_forbidden":
+        if key in ("experiment", "hydra"):  # an experiment file without its header lands under `experiment`
+            return (f"unknown config key {key}: an experiment file's first line must be `# @package _global_` (its keys "
+                    "then set the run's own), as in conf/experiment/digits_afs.yaml")
         return f"unknown config key {key}; remove it (known keys: `alimb --cfg job`; with their docs: `alimb-options`)"
     if first["type"] == "missing":
+        part = (parts or {}).get(keys[0] if keys else "")
+        if part is not None and part[1] == "many":  # a dict of parts (the bandit's arms, the switch's schemes)
+            return (f"config key {key} needs at least one {part[0].group}; add one with "
+                    f"+{part[0].group}@{key}.NAME=NAME")
         return f"config key {key} is required; set it, e.g. {key}=..."
     text = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
@@ -190,11 +204,11 @@ def _model(target: str, key: str) -> type[Node] | None:
     return model(target)
 
 
-def _check(model: type[Node], data: Any, prefix: str) -> None:
+def _check(model: type[Node], data: Any, prefix: str, parts: dict | None = None) -> None:
     try:
         model.model_validate(data)
     except ValidationError as err:
-        raise UserError(_message(err, prefix, data)) from None
+        raise UserError(_message(err, prefix, data, parts)) from None
 
 
 def _walk(node: Any, prefix: str) -> None:
@@ -202,7 +216,7 @@ def _walk(node: Any, prefix: str) -> None:
     if isinstance(node, dict):
         model = _model(node["_target_"], prefix) if isinstance(node.get("_target_"), str) else None
         if model is not None:
-            _check(model, node, prefix)
+            _check(model, node, prefix, parts(target_callable(node["_target_"])))
         for key, value in node.items():
             _walk(value, f"{prefix}.{key}" if prefix else key)
 

@@ -193,15 +193,37 @@ class RunDir:
             self._holder.unlink(missing_ok=True)
             lock.release()
 
+    def _run_files(self) -> list[Path]:
+        return [self.config_file, self.records_file, self.summary_file, self.state_file, self.error_file,
+                self.labeled_round_file, self.pool_indices_file, self.wandb_id_file, self.wandb_dir]
+
     def _wipe(self) -> None:
-        for path in (self.records_file, self.summary_file, self.state_file, self.error_file, self.labeled_round_file,
-                     self.pool_indices_file, self.wandb_id_file):
-            path.unlink(missing_ok=True)
-        shutil.rmtree(self.wandb_dir, ignore_errors=True)
+        for path in self._run_files():
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path != self.config_file:
+                path.unlink(missing_ok=True)
+
+    @property
+    def replaced_dir(self) -> Path:
+        """Where a run `overwrite=true` replaces waits until its replacement has completed an iteration."""
+        return self.path / ".replaced"
+
+    def recover(self) -> bool:
+        """Put back a replaced run whose replacement never completed an iteration (it failed, or was killed); whether
+        one was put back."""
+        if not self.replaced_dir.is_dir() or self.state_file.exists():
+            return False
+        self._wipe()
+        for path in self.replaced_dir.iterdir():
+            os.replace(path, self.path / path.name)
+        self.replaced_dir.rmdir()
+        return True
 
     def plan(self, cfg: DictConfig) -> Plan:
         """What this command will do here (reads only, under the lock): refuses a directory holding another config's
         run or a damaged one, unless `overwrite=true`, which replaces any run once the new one starts."""
+        self.recover()
         if not (self.state_file.exists() or self.summary_file.exists()):
             return Plan("fresh")  # nothing completed here: whatever a failed attempt left is not a run
         if cfg.get("overwrite", False):
@@ -230,7 +252,14 @@ class RunDir:
 
     def begin(self, cfg: DictConfig, plan: Plan) -> None:
         """The first write of a run that starts or resumes: what a replaced run or a failed attempt left is removed,
-        then its config is written (the records trimmed to the state's when resuming)."""
+        then its config is written (the records trimmed to the state's when resuming). A run `overwrite=true`
+        replaces is set aside, whole, until the new one completes its first iteration (`recover` puts it back)."""
+        if plan.replaces:
+            shutil.rmtree(self.replaced_dir, ignore_errors=True)
+            self.replaced_dir.mkdir()
+            for path in self._run_files():
+                if path.exists():
+                    os.replace(path, self.replaced_dir / path.name)
         if plan.saved is None:
             self._wipe()
         self.error_file.unlink(missing_ok=True)
@@ -253,6 +282,11 @@ class RunDir:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, self.state_file)
+        self.settle()  # the replacement completed an iteration: it is the run
+
+    def settle(self) -> None:
+        """The run here is the run: a run it replaced is gone for good."""
+        shutil.rmtree(self.replaced_dir, ignore_errors=True)
 
     def save_pool_indices(self, indices: np.ndarray) -> None:
         save_npy_atomic(self.pool_indices_file, indices)

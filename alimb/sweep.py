@@ -76,9 +76,16 @@ class CheckOutputDir(Callback):
     """One line and exit 2 when the run or sweep directory cannot be a directory (a file is in the way)."""
 
     def _check(self, path: str, key: str) -> None:
-        blocked = _blocked(Path(path).expanduser().absolute())
+        folder = Path(path).expanduser().absolute()
+        blocked = _blocked(folder)
         if blocked is not None:
             print(f"alimb: error: {key}={path}: {blocked} is a file, not a directory; choose another path",
+                  file=sys.stderr)
+            sys.exit(2)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            print(f"alimb: error: {key}={path}: cannot make that folder ({err.strerror or err}); choose another path",
                   file=sys.stderr)
             sys.exit(2)
 

@@ -4,6 +4,7 @@ with nothing half-written and no completed run touched."""
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -302,3 +303,142 @@ def test_moving_the_data_and_the_cache_between_two_halves_ends_as_an_uninterrupt
     with pytest.raises(UserError, match=r"holds a run over other data: the dataset's content changed"):
         run_experiment(cfg(tmp_path / "data2" / "imgs", tmp_path / "cache3"), tmp_path / "run2")
     assert snapshot(tmp_path / "run2") == before
+
+
+# ---- what a red-team pass over these surfaces found (each input as it was tried) ----
+def test_a_replacement_that_fails_in_its_first_iteration_puts_the_completed_run_back(make_cfg, tmp_path, monkeypatch):
+    from alimb.schemes.svm import LinearSVMScheme
+
+    run_experiment(make_cfg(*SMALL), tmp_path)
+    before = snapshot(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the new run's training fails")
+
+    monkeypatch.setattr(LinearSVMScheme, "fit", broken)
+    with pytest.raises(RuntimeError):
+        run_experiment(make_cfg(*SMALL, "overwrite=true"), tmp_path)
+    after = snapshot(tmp_path)
+    assert {k: v[2] for k, v in after.items()} == {k: v[2] for k, v in before.items()}  # every file, byte for byte
+    assert not (tmp_path / ".replaced").exists()
+
+
+@pytest.mark.parametrize("kind", ["tensor", "pickle", "header_list", "missing_keys"])
+def test_weights_files_that_pass_the_header_but_do_not_load_are_one_line(make_cfg, tmp_path, kind):
+    import pickle
+    import struct
+
+    import torch
+
+    from alimb.backbone import TimmBackbone, TorchvisionBackbone
+
+    path = tmp_path / ("w.pth" if kind in ("tensor", "pickle") else "model.safetensors")
+    if kind == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    else:
+        header = [1, 2] if kind == "header_list" else {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+        text = json.dumps(header).encode()
+        path.write_bytes(struct.pack("<Q", len(text)) + text + b"\0" * 8)
+    with pytest.raises(UserError, match=rf"^backbone weights {path} (do not load into|cannot be read)"):
+        if kind == "header_list":
+            TimmBackbone.check({"model": "resnet50", "weights": "tv_in1k", "weights_path": str(path)})
+        elif kind == "missing_keys":
+            TimmBackbone("resnet50", "tv_in1k", weights_path=str(path), device="cpu").build()
+        else:
+            TorchvisionBackbone(weights_path=str(path), device="cpu").build()
+
+
+def _alimb(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, "-m", "alimb.run", *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("hydra.run.dir=/proc/nope",), r"^alimb: error: hydra.run.dir=/proc/nope: cannot make that folder"),
+    (("--bogus",), r"^alimb: error: unknown flag --bogus"),
+    (("name=..",), r"^alimb: error: config key name='\.\.' is invalid"),
+    (("-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0", "seed=0,1"),
+     r"^alimb: error: hydra.launcher.n_jobs=0 runs nothing"),
+    (("trainer.precision=16", "scheme=ft_th"), r"^alimb: error: config key trainer.precision='16' is invalid on CPUs"),
+])
+def test_command_lines_a_new_user_tried_are_one_line(tmp_path, args, message):
+    proc = _alimb(tmp_path, "al.iterations=2", *args)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and re.match(message, proc.stderr), proc.stderr[-800:]
+
+
+def test_a_users_file_named_as_alimbs_own_is_refused(tmp_path):
+    (tmp_path / "myconf/dataset").mkdir(parents=True)
+    (tmp_path / "myconf/dataset/digits.yaml").write_text("name: digits\nper_iteration: 7\n")
+    proc = _alimb(tmp_path, "--config-dir", "myconf", "al.iterations=2")
+    assert proc.returncode == 2 and "has the name of alimb's own dataset/digits, which is found first" in proc.stderr
+
+
+def test_an_experiment_file_without_its_package_header_says_so(tmp_path):
+    (tmp_path / "myconf/experiment").mkdir(parents=True)
+    (tmp_path / "myconf/experiment/mine.yaml").write_text("al:\n  iterations: 2\n")
+    proc = _alimb(tmp_path, "--config-dir", "myconf", "experiment=mine")
+    assert proc.returncode == 2 and "first line must be `# @package _global_`" in proc.stderr
+
+
+def test_sigterm_is_an_interruption_that_leaves_no_temporary_file(tmp_path):
+    import signal
+
+    from tests.helpers import ROOT, pause_after, wait_for
+
+    flag = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-m", "alimb.run", *SMALL, "hydra.run.dir=run", *pause_after(2, flag)],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wait_for(flag, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted after iteration 3 of 6; run the same command to resume" in err
+    assert not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (np.array([50.7] * 9 + [10.2]), r"float64; save a 1-D array of integers"),
+    (np.arange(10).reshape(2, 5), r"2-D array"),
+    ("\ufeff50\r\n40\r\n30\r\n20\r\n10\r\n50\r\n40\r\n30\r\n20\r\n-1\r\n", r"gives class 9 a negative count \(-1\)"),
+])
+def test_count_files_are_read_whole_or_refused(make_cfg, tmp_path, content, message):
+    path = tmp_path / ("counts.npy" if isinstance(content, np.ndarray) else "counts.txt")
+    np.save(path, content) if isinstance(content, np.ndarray) else path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        run_experiment(make_cfg("imbalance=counts", f"imbalance.path={path}", "al.iterations=2"), tmp_path / "r")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("./c0_0.png 0", r"lines \d+ and \d+ of .* both name"),
+    ("sub/../c0_8.png 0", r"in both .*; a test image must not be in the pool"),
+    ("../outside.png 0", r"outside dataset.loader.root"),
+    ("c0_\x000.png 0", r"holds a NUL byte in its path"),
+])
+def test_list_paths_are_compared_as_the_files_they_name(tmp_path, line, message):
+    from alimb.data.images import image_list
+
+    images = tmp_path / "il"
+    images.mkdir()
+    (images / "sub").mkdir()
+    train = tmp_path / "train.txt"
+    train.write_text("".join(f"c{c}_{i}.png {c}\n" for c in range(3) for i in range(8)) + line + "\n")
+    test = tmp_path / "test.txt"
+    test.write_text("".join(f"c{c}_{i}.png {c}\n" for c in range(3) for i in range(8, 12)))
+    with pytest.raises(UserError, match=message):
+        image_list(str(images), str(train), str(test))
+
+
+def test_a_test_folder_that_is_the_pool_is_refused(tmp_path):
+    from alimb.data.images import image_folder
+
+    root = image_archives.image_folder(tmp_path / "imgs")
+    with pytest.raises(UserError, match=r"both in .* and in the test folder .*; a test image must not be in the pool"):
+        image_folder(str(root), test_root=str(root))
+
+
+def test_the_report_refuses_a_baseline_no_run_has(make_cfg, tmp_path):
+    run_experiment(make_cfg(*SMALL), tmp_path / "runs" / "one")
+    proc = subprocess.run([sys.executable, "-m", "alimb.report", str(tmp_path / "runs"), "--baseline", "nosuch"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "no run of 'nosuch'" in proc.stderr and proc.stderr.count("\n") == 1

@@ -119,5 +119,5 @@ def test_composition_is_checked_on_jobs_that_cover_every_value_before_any_job_ru
     # random,0 (both new); random,1 (seed=1 new); margin,0 (margin new); margin,1 (nothing new) ...
     assert covering(jobs) == [jobs[0], jobs[1], jobs[2], jobs[4]]
     proc = alimb(tmp_path, "-m", "seed=0,1,2", "acquisition=random,nope", *TINY, "al.per_iteration=10")
-    assert proc.returncode != 0 and "Could not find 'acquisition/nope'" in proc.stderr
+    assert proc.returncode != 0 and "no acquisition option named 'nope'; choose one of" in proc.stderr
     assert not list(tmp_path.glob("outputs/**/records.jsonl"))  # the bad value is in the 4th job: none ran

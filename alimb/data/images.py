@@ -153,6 +153,10 @@ def image_folder(
             raise UserError(f"test image folder not found: {test_path}; set dataset.loader.test_root to a folder "
                             "with one sub-folder per class, or null for a split of root")
         test_classes, test_paths, test_labels = list_class_folders(test_path)
+        shared = {p.resolve() for p in paths} & {p.resolve() for p in test_paths}
+        if shared:
+            raise UserError(f"{len(shared)} image(s) are both in {root_path} and in the test folder {test_path}, e.g. "
+                            f"{min(shared)}; a test image must not be in the pool")
         if test_classes != classes:
             raise UserError(f"the class folders of {test_root} differ from those of {root_path}")
         train, test = ImageSet(labels, paths=paths, ids=relative(paths, root_path)), ImageSet(test_labels, paths=test_paths)
@@ -196,10 +200,15 @@ LABEL = re.compile(r"[0-9]+")  # ASCII digits only (str.isdigit also takes '²')
 
 def _list_text(path: Path) -> str:
     """A list file's text: UTF-8 (a BOM dropped) or UTF-16 with its BOM; anything else is one line naming the line."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a list file; set dataset.loader.train_list / test_list to files of "
+                        "'relative/path label' lines")
     if not path.is_file():
         raise UserError(f"image list not found: {path}; download the benchmark's list files and set "
                         "dataset.loader.train_list / test_list (or data_dir) to where they are")
     raw = path.read_bytes()
+    if raw.count(b"\x00") > len(raw) // 4 and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UserError(f"{path} holds NUL bytes: UTF-16 or UTF-32 without a byte-order mark? save the list as UTF-8")
     try:
         if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return raw.decode("utf-16")
@@ -222,6 +231,12 @@ def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
             raise UserError(f"line {number} of {path} is not 'relative/path label' (the label a class index "
                             f"0, 1, ...): {line.strip()[:80]!r}")
         name = parts[0].strip()
+        if "\x00" in name:
+            raise UserError(f"line {number} of {path} holds a NUL byte in its path; fix that line")
+        name = os.path.normpath(name)  # ./a.png and sub/../a.png name a.png
+        if name.startswith(".." + os.sep) or name == ".." or os.path.isabs(name):
+            raise UserError(f"line {number} of {path} names {parts[0].strip()!r}, outside dataset.loader.root; list "
+                            "paths below the root")
         if name in seen:
             raise UserError(f"lines {seen[name]} and {number} of {path} both name {name}; list each image once")
         seen[name] = number
@@ -229,11 +244,10 @@ def read_image_list(path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
         labels.append(int(parts[1]))
     if not paths:
         raise UserError(f"{path} lists no image; each line is 'relative/path label'")
-    labels = np.asarray(labels, dtype=np.int64)
-    if not bare and labels.max() >= len(paths):
-        raise UserError(f"{path}: labels go up to {labels.max()} but it lists {len(paths)} images; labels are class "
+    if not bare and max(labels) >= len(paths):  # (checked as Python ints: a 30-digit label fits no int64)
+        raise UserError(f"{path}: labels go up to {max(labels)} but it lists {len(paths)} images; labels are class "
                         "indices 0..C-1")
-    return paths, labels
+    return paths, np.asarray(labels, dtype=np.int64)
 
 
 def image_list(

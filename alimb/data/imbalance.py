@@ -8,7 +8,6 @@ given) are solved so the counts hit the target ir = std/mean and total.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
@@ -158,10 +157,12 @@ class Exponential:
             lo, hi = (mid, hi) if (np.isnan(t) or t < self.total) else (lo, mid)
         return hi
 
+    fix = "lower imbalance.target_ir or imbalance.total"  # what to change (the paper's preset: the dataset)
+
     def _unreachable(self, sizes: np.ndarray, what: str) -> UserError:
         return UserError(
             f"imbalance cannot reach {what} for {sizes.size} classes of {sizes.min():.0f}-{sizes.max():.0f} samples; "
-            "lower imbalance.target_ir or imbalance.total"
+            f"{self.fix}"
         )
 
 
@@ -174,7 +175,12 @@ def paper_preset(
     if preset is None:
         raise UserError("this dataset is not in the paper's Table I (cifar100, food101, mit67), so imbalance=paper has "
                         "no targets for it; use imbalance=exponential (imbalance.target_ir=...) or another profile")
-    return NoImbalance(seed) if preset == "natural" else Exponential(order="random", seed=seed, **preset)
+    if preset == "natural":
+        return NoImbalance(seed)
+    profile = Exponential(order="random", seed=seed, **preset)
+    profile.fix = (f"imbalance=paper draws Table I's {preset['total']} samples at ir {preset['target_ir']}: the dataset "
+                   "needs more samples per class (or set dataset.paper_imbalance, or choose imbalance=exponential)")
+    return profile
 
 
 paper_preset.title = lambda options: "Table I imbalance"  # noqa: E731 - how figures name it
@@ -261,15 +267,24 @@ class Counts:
 
     @staticmethod
     def _read(path: Path) -> list[int]:
+        """Whole non-negative counts from a text file (one per line or whitespace-separated) or a 1-D integer .npy."""
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # numpy warns about an empty file; the check below says it
-                values = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, dtype=np.int64, ndmin=1)
-        except (OSError, ValueError, EOFError) as err:
+            if path.suffix == ".npy":
+                values = np.load(path, allow_pickle=False)
+                if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+                    raise ValueError(f"it holds a {values.ndim}-D array of {values.dtype}; save a 1-D array of "
+                                     "integers")
+            else:
+                words = path.read_text(encoding="utf-8-sig").split()
+                bad = next((w for w in words if not w.lstrip("-").isdigit() or not w.isascii()), None)
+                if bad is not None:
+                    raise ValueError(f"{bad!r} is not a whole number")
+                values = np.array([int(w) for w in words], dtype=np.int64)
+        except (OSError, ValueError, EOFError, UnicodeDecodeError) as err:
             raise UserError(f"cannot read per-class counts from {path}: {str(err).splitlines()[0]}") from None
         if values.size == 0:
             raise UserError(f"{path} holds no per-class counts; write one count per class (text or .npy)")
-        return [int(v) for v in values.ravel()]
+        return [int(v) for v in values]
 
     @staticmethod
     def empty_hint(available: np.ndarray) -> str:
@@ -279,7 +294,11 @@ class Counts:
         counts = np.asarray(self.values, dtype=np.int64)
         if counts.size != available.size:
             raise UserError(f"imbalance.counts has {counts.size} entries but the dataset has {available.size} classes")
-        too_many = np.flatnonzero((counts > available) | (counts < 0))
+        negative = np.flatnonzero(counts < 0)
+        if negative.size:
+            raise UserError(f"imbalance.counts gives class {negative[0]} a negative count ({counts[negative[0]]}); "
+                            "counts are 0 or more")
+        too_many = np.flatnonzero(counts > available)
         if too_many.size:
             c = too_many[0]
             raise UserError(f"imbalance.counts asks {counts[c]} samples of class {c}, which has {available[c]}")

@@ -40,7 +40,9 @@ class Trainer(Node):
         "CPUs; the AL loop stays one process)")] = 1
     strategy: Annotated[str, Doc("Lightning's strategy; auto")] = "auto"
     precision: Annotated[Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64",
-                                 "16", "bf16"], Doc("bf16-mixed on GPUs that support it (H100, A100)")] = "32-true"
+                                 "16", "bf16"], BeforeValidator(lambda v: str(v) if isinstance(v, int) and not
+                                                                isinstance(v, bool) else v),
+                         Doc("bf16-mixed on GPUs that support it (H100, A100) and on CPUs")] = "32-true"
     enable_progress_bar: Annotated[bool, PRESENTATION, Doc("Lightning's progress bar while training")] = True
     deterministic: Annotated[bool, Doc("deterministic CUDA kernels (slower); CPU runs are deterministic "
                                        "anyway")] = False
@@ -114,6 +116,9 @@ def check(trainer: dict | Trainer) -> None:
     if t.strategy.startswith(("fsdp", "deepspeed", "xla")) and not _on_gpu(t):
         raise UserError(f"config key trainer.strategy={t.strategy!r} is invalid: it needs GPUs (or TPUs) and this run "
                         "trains on CPUs; use trainer.strategy=auto, or ddp with trainer.devices=N")
+    if not _on_gpu(t) and t.precision in ("16-mixed", "16", "16-true", "bf16-true"):
+        raise UserError(f"config key trainer.precision={t.precision!r} is invalid on CPUs (this run trains on CPUs); "
+                        "use 32-true or bf16-mixed")
     if _on_gpu(t):
         have, kind = torch.cuda.device_count(), "GPU"
     else:

@@ -90,6 +90,11 @@ class AlimbSweeper(Sweeper):
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         self.hydra_context, self.config = hydra_context, config
+        n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
+        if isinstance(n_jobs, int) and n_jobs == 0:  # joblib: "no meaning"; -1 is every core, -2 all but one
+            print("alimb: error: hydra.launcher.n_jobs=0 runs nothing; use a number of processes, or -1 (every core)",
+                  file=sys.stderr)
+            sys.exit(2)
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
