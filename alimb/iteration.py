@@ -3,6 +3,7 @@ a run works on, the selection, and what follows once its batch is labeled (fit, 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -15,7 +16,7 @@ from alimb.acquisition import Context, Oracle, Selection
 from alimb.acquisition import random as random_af
 from alimb.acquisition.base import reveals_within_batch
 from alimb.config import build
-from alimb.data.dataset import check_labels, check_test, is_unlabeled
+from alimb.data.dataset import ArrayDataset, check_labels, check_test, is_unlabeled
 from alimb.data.imbalance import NoImbalance, induce
 from alimb.errors import UserError
 from alimb.features import featurize
@@ -90,6 +91,14 @@ def fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def folded(raw, mapping: np.ndarray, names: list[str]):
+    """The dataset with class c relabeled mapping[c] in both splits, and the new class names."""
+    if isinstance(raw, ArrayDataset):
+        return dataclasses.replace(raw, train_y=mapping[raw.train_y], test_y=mapping[raw.test_y], class_names=names)
+    return dataclasses.replace(raw, train=dataclasses.replace(raw.train, labels=mapping[raw.train.labels]),
+                               test=dataclasses.replace(raw.test, labels=mapping[raw.test.labels]), class_names=names)
+
+
 def load_data(cfg: DictConfig, needs_images: bool, oracle: Oracles | None = None) -> Data:
     """The config's data, as `oracle` answers it (simulated by default). The labels, the imbalance and the budget are
     checked before any feature is extracted, the extracted splits again (images that could not be read may have
@@ -97,10 +106,12 @@ def load_data(cfg: DictConfig, needs_images: bool, oracle: Oracles | None = None
     its labels, if it has any, from everything but the evaluation."""
     oracle = oracle or SimulatedOracle()
     raw = build(cfg.dataset.loader)
+    profile = build(cfg.imbalance)
+    if getattr(profile, "fold", None) is not None:  # a profile that folds classes together (LabelBench's)
+        raw = folded(raw, *profile.fold(list(raw.class_names)))
     labels, test_labels = raw.labels()
     unlabeled = is_unlabeled(labels)
     classes = oracle.class_names(None if unlabeled else list(raw.class_names))
-    profile = build(cfg.imbalance)
     if unlabeled:
         if not isinstance(profile, NoImbalance):
             raise UserError("the dataset has no labels, so no imbalance can be drawn from them; use imbalance=none (the "

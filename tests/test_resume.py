@@ -43,7 +43,9 @@ def test_a_directory_with_another_config_is_refused_unless_overwrite(make_cfg, t
     assert len(RunDir(tmp_path).records()) == len(records)
 
 
-@pytest.mark.parametrize("af", [(), ("acquisition=base",), ("acquisition=class_balanced",), ("acquisition=minority_bandit",)])
+@pytest.mark.parametrize("af", [(), ("acquisition=base",), ("acquisition=class_balanced",), ("acquisition=minority_bandit",),
+                                ("acquisition=dropquery",), ("acquisition=alfamix",), ("acquisition=pcb",),
+                                ("acquisition=anchoral",)])
 def test_resume_from_a_saved_state_matches_an_uninterrupted_run(make_cfg, tmp_path, af):
     """Interrupt by hand after 3 iterations (state file of iteration 2 and partial records kept); with the AFs
     that read the scheme's head, record solver information and timings, or reveal within a batch too."""

@@ -247,6 +247,37 @@ class LongTail:
         return np.minimum(out, available)  # never binding on balanced data such as CIFAR's
 
 
+class LabelBench:
+    """LabelBench's imbalance profile (`cifar10_imb_N`, `cifar100_imb_N`; as GALAXY and DIRECT are evaluated): classes
+    0..N-2 kept, every other class folded into class N-1 ("others"), in the training and the test set alike, nothing
+    subsampled: CIFAR-10 at N = 2 is 5 000 airplanes against 45 000 others (EfficientTraining/LabelBench,
+    dataset_impl/cifar10_dataset.py: `target_transform` clips the label at N-1). Their test set is the official one
+    split at random in half (validation and test); alimb evaluates on all of it (mean per-class accuracy: their
+    "Balanced Test Accuracy")."""
+
+    def __init__(
+        self,
+        n: Annotated[int, Field(ge=2), Doc("N: the classes after folding (N-1 kept, the rest one 'others' class)")] = 2,
+        seed: PoolSeed = POOL_SEED,
+    ):
+        self.n, self.seed = int(n), seed
+
+    @staticmethod
+    def title(options: dict) -> str:
+        return f"LabelBench imb_{options.get('n')}"
+
+    def fold(self, class_names: list[str]) -> tuple[np.ndarray, list[str]]:
+        """(each class's new index, the new class names): class c becomes min(c, N-1)."""
+        if self.n > len(class_names):
+            raise UserError(f"imbalance.n={self.n} folds into more classes than the dataset's {len(class_names)}; use "
+                            f"at most {len(class_names)}")
+        mapping = np.minimum(np.arange(len(class_names)), self.n - 1)
+        return mapping, [*class_names[: self.n - 1], "others"]
+
+    def counts(self, available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return available.copy()
+
+
 class Counts:
     """Explicit per-class counts: a list, or a file (text, one count per line or whitespace-separated, or .npy)."""
 
