@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# the paper's point in under a minute: DMCS-rand against random, margin and BADGE on the bundled digits, 3 seeds
 run: install
-	$(BIN)/alimb
-	$(BIN)/alimb-report outputs/default/digits --out outputs/default/report
+	$(BIN)/alimb -m experiment=quickstart
+	$(BIN)/alimb-report outputs/quickstart
 
 test: install
 	WANDB_MODE=offline $(BIN)/python -m pytest

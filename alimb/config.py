@@ -70,11 +70,9 @@ def compose_option(group: str, name: str, config_dir: str | Path | None = None) 
     paths = _searchpath(config_dir)
 
     def load() -> dict:
-        if paths:  # the user's folders join the search path through the primary config's composition
-            overrides = [f"{group}={name}", f"hydra.searchpath=[{','.join(paths)}]"]
-            return OmegaConf.to_container(compose("config", overrides=overrides)[group], resolve=False)
-        node = OmegaConf.to_container(compose(config_name=f"{group}/{name}"), resolve=False)
-        return node.get(group, node)  # the option's own package: the group
+        # as a run composes it: through the primary config (a preset's own defaults list, the user's folders)
+        overrides = [f"{group}={name}", *([f"hydra.searchpath=[{','.join(paths)}]"] if paths else [])]
+        return OmegaConf.to_container(compose("config", overrides=overrides)[group], resolve=False)
 
     try:
         if GlobalHydra.instance().is_initialized():

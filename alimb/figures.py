@@ -140,6 +140,7 @@ def plot_panels(groups: list[Group], out: Path, look: dict[str, dict]) -> list[P
                     draw(ax, g, metric, g.label, look[g.label], crowded)
                 ax.set_title(title(here[0], here[0].budget(), scheme), fontsize=9)
             written += save(fig, out, f"{stem}_{tag}")
+        written += comparison(plt, members, schemes[0], look, out, tag)
         if len(schemes) > 1:
             fig, axes = panels(plt, 1, "accuracy (mean per-class)")
             lines = dict(zip(schemes, ["-", "--", ":", "-."] * 4))
@@ -148,6 +149,21 @@ def plot_panels(groups: list[Group], out: Path, look: dict[str, dict]) -> list[P
             axes[0].set_title(title(members[0], members[0].budget(), "schemes"), fontsize=9)
             written += save(fig, out, f"schemes_{tag}")
     return written
+
+
+def comparison(plt, members: list[Group], scheme: str, look: dict, out: Path, tag: str) -> list[Path]:
+    """The paper's point on one figure: accuracy and the labeled set's ir against labels, one line per AF (Figs. 1-2
+    side by side), for the first scheme."""
+    here = sorted((g for g in members if g.key[4] == scheme), key=lambda g: g.label)
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 3.9), squeeze=False)
+    for ax, (metric, (_, ylabel)) in zip(axes[0], [(m, METRICS[m]) for m in ("accuracy", "labeled_ir")]):
+        for g in here:
+            draw(ax, g, metric, g.label, look[g.label], len(here) > 5)
+        ax.set_xlabel("labeled samples")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title(here[0], here[0].budget(), scheme), fontsize=10)
+    return save(fig, out, f"comparison_{tag}")
 
 
 def plot_declared(groups: list[Group], layouts: dict[str, dict], out: Path, look: dict[str, dict]) -> list[Path]:

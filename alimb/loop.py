@@ -72,8 +72,8 @@ def _iterate(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acqui
         log.info("resuming after iteration %d of %d", len(records), iterations)
     run_dir.save_pool_indices(data.keep)
     logger = build(cfg.logger)
-    logger.start(resolved(cfg), **run_labels(resolved(cfg), variant), id_file=run_dir.wandb_id_file,
-                 default_dir=run_dir.path)
+    config = resolved(cfg)
+    logger.start(config, **run_labels(config, variant), id_file=run_dir.wandb_id_file, default_dir=run_dir.path)
     log.info("pool: %d samples, %d classes%s; test: %d; %d iterations x %d", len(pool), pool.n_classes,
              f", ir {imbalance_ratio(data.counts):.3f}" if data.counts is not None else "",
              len(data.test_y), iterations, cfg.al.per_iteration)

@@ -228,8 +228,8 @@ def run_rounds(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acq
     r.store(initial, 0, "initial")
     run_dir.save_pool_indices(data.keep)
     logger = build(cfg.logger)
-    logger.start(resolved(cfg), **run_labels(resolved(cfg), variant), id_file=run_dir.wandb_id_file,
-                 default_dir=run_dir.path)
+    config = resolved(cfg)
+    logger.start(config, **run_labels(config, variant), id_file=run_dir.wandb_id_file, default_dir=run_dir.path)
     model = scored(scheme, data.pool_in) if 0 < len(records) < iterations else None
     if model is not None and model["scores"].shape[1] < pool.n_classes:  # classes joined since the last round
         scores = model["scores"]

@@ -17,7 +17,7 @@ from alimb import figures
 from alimb.errors import UserError
 from alimb.results import load
 from alimb.summary import BASELINE, group_runs, table_rows
-from alimb.tables import write_tables
+from alimb.tables import terminal_table, write_tables
 
 
 def report(dirs: list[Path], out: Path, baseline: str = BASELINE) -> dict:
@@ -34,13 +34,14 @@ def report(dirs: list[Path], out: Path, baseline: str = BASELINE) -> dict:
                         f"of {', '.join(sorted(set(df['acquisition'])))}")
     groups = group_runs(df)
     out.mkdir(parents=True, exist_ok=True)
-    write_tables(table_rows(groups, baseline), out, baseline)
+    rows = table_rows(groups, baseline)
+    write_tables(rows, out, baseline)
     look = figures.looks(groups, baseline)
     drawn = figures.plot_panels(groups, out, look) + figures.plot_declared(groups, df.attrs.get("layouts", {}), out, look) \
         + figures.penalty_matrices(groups, out)
     runs = df.drop_duplicates("run")
     return {"runs": len(runs), "unfinished": int((~runs["complete"]).sum()), "figures": drawn,
-            "tables": [out / "results.md", out / "results.csv"]}
+            "tables": [out / "results.md", out / "results.csv"], "table": terminal_table(rows, baseline)}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,9 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         from alimb.wandb_logger import log_report
 
         log_report(written, out, args.project)
-    print(f"{written['runs']} runs ({written['unfinished']} unfinished, reported apart)")
-    for path in written["tables"] + written["figures"]:
-        print(path)
+    print(written["table"])
+    comparison = [p for p in written["figures"] if p.name.startswith("comparison_") and p.suffix == ".png"]
+    print(f"{written['runs']} runs ({written['unfinished']} unfinished, reported apart); tables and "
+          f"{len(written['figures'])} figures in {out}" + (f", e.g. {comparison[0]}" if comparison else ""))
 
 
 if __name__ == "__main__":

@@ -286,7 +286,8 @@ class RunDir:
 
     def settle(self) -> None:
         """The run here is the run: a run it replaced is gone for good."""
-        shutil.rmtree(self.replaced_dir, ignore_errors=True)
+        if self.replaced_dir.exists():
+            shutil.rmtree(self.replaced_dir, ignore_errors=True)
 
     def save_pool_indices(self, indices: np.ndarray) -> None:
         save_npy_atomic(self.pool_indices_file, indices)

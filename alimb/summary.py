@@ -157,6 +157,7 @@ def table_rows(groups: list[Group], baseline: str = BASELINE) -> list[dict]:
             "aubc": list(g.per_seed("accuracy").values()),
             "minority_aubc": list(g.per_seed("minority_accuracy").values()),
             "final_accuracy": [run["accuracy"].iloc[-1] for run in g.complete],
+            "final_minority_accuracy": [run["minority_accuracy"].iloc[-1] for run in g.complete],
             "final_labeled_ir": [run["labeled_ir"].iloc[-1] for run in g.complete],
             "classes_discovered": [run["classes_discovered"].iloc[-1] for run in g.complete],
         }
