@@ -13,7 +13,8 @@ theta ~ Beta(1 + wins, 1 + losses) from the generator, the largest theta wins th
 listed first), and its next proposal not yet in the batch is taken. The reward is 1 when the pick's class
 is a minority class of the labeled set at that moment (labeled count below the mean, the paper's Eq. 3
 rule), else 0; the pick then counts for its class. The label is read from the simulated oracle
-(`reveal_within_batch: true`: each label as it comes, unlike TAILOR) or, with `false`, taken as the predicted
+(`reveal_within_batch: true`: each label as it comes, unlike TAILOR; with a person answering, a sub-round of one
+sample per pick, alimb.person) or, with `false`, taken as the predicted
 class. The posteriors start afresh at every iteration (the AF is a pure function of its inputs; a run resumed
 after any iteration makes the same choices). The arms' picks and rewards are recorded per iteration
 (`acquisition_info`).

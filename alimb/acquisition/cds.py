@@ -20,7 +20,8 @@ Where we had to choose (the sources leave these open or disagree):
   so the pick is the sample farthest from every majority centroid. Ties for the rarest class: the lowest
   class index (as torch's min). Ties between samples: at random by the generator (there: the first).
 - Step 3 reads the simulated oracle (`reveal_within_batch: true`, the published behaviour); with
-  `false` the pick is counted under its predicted class (argmax of the scores) instead.
+  `false` the pick is counted under its predicted class (argmax of the scores) instead. With a person answering,
+  each pick's label is a sub-round of one sample (alimb.person); `false` asks nothing within the batch.
 - Iterative use: the rule runs within each iteration's budget; iteration 0 is random like every AF's.
 Picks of step 2's balancing branch are counted in `acquisition_info.n_balancing` (they are no quota picks).
 """

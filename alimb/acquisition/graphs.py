@@ -12,7 +12,8 @@ probabilities: the scores themselves where they are probabilities (fine tuning),
 3. if path k has no such run, queries the unlabeled sample with the smallest |q_k| (ties: at random).
    This fallback is ours: the authors take the unlabeled node next to a fully labeled cut, else one at random.
 The queried sample's label then counts on every path before the next query: read from the simulated
-oracle (`reveal_within_batch: true`, GALAXY's setting) or, with `false`, its predicted class.
+oracle (`reveal_within_batch: true`, GALAXY's setting) or, with `false`, its predicted class. With a person
+answering, each query is a sub-round of one sample (alimb.person); `false` asks nothing within the batch.
 
 Ties in q_k are ordered by a random permutation drawn once per call (the authors: numpy's argsort order).
 

@@ -26,7 +26,9 @@ for a labeled sample of class k, -1 for another label, 0 unlabeled. One call:
    its right, skipping labeled ones. Labels read earlier in the call count for every later class.
 
 Labels are read within the call (`reveal_within_batch: true`, DIRECT's setting: the simulated oracle answers each
-round) or, with `false`, the predicted class stands in for them. Samples an enclosing AF already picked in this
+round) or, with `false`, the predicted class stands in for them. With a person answering (`oracle=human`,
+`label_studio`) each question is a sub-round: the B1 annotators' labels of a version-space round together, then a
+class's labels around its threshold together (alimb.person). Samples an enclosing AF already picked in this
 batch (`ctx.picked`) count as labeled with their predicted class.
 
 Randomness comes from `ctx.rng` in the authors' order of calls: `choice(n, size, replace=False, p)` per round,
