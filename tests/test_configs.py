@@ -160,6 +160,7 @@ def test_long_tail_sweeps_compose_to_their_stated_jobs(experiment, dataset, per_
     assert cfg.dataset.name == dataset and cfg.imbalance.name == "lt100" and cfg.imbalance.rho == 100
     assert cfg.backbone.name == "dinov2_vits14" and cfg.scheme.name == "cs_svm"
     assert (cfg.al.iterations, cfg.al.per_iteration) == (10, per_iteration)
-    afs = {"random", "margin", "coreset", "badge", "base", "galaxy", "direct", "cds_bal", "dmcs_rand"}
-    assert len(jobs) == 45 and {j["acquisition"] for j in jobs} == afs and {j["seed"] for j in jobs} == set("01234")
+    afs = {"random", "margin", "coreset", "badge", "base", "galaxy", "direct", "cds_bal", "dmcs_rand", "dropquery",
+           "alfamix", "pcb", "anchoral"}
+    assert len(jobs) == 65 and {j["acquisition"] for j in jobs} == afs and {j["seed"] for j in jobs} == set("01234")
     assert afs <= set(options("acquisition"))

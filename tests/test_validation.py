@@ -134,7 +134,7 @@ def test_image_folder_messages_name_the_folder(tmp_path):
         (("acquisition=nope",), "alimb: error: no acquisition option named 'nope'; choose one of alfamix"),
         (("al.iteratoins=3",), "alimb: error: unknown config key al.iteratoins"),
         (("seed=[1",), "alimb: error: no viable alternative at input '[1'"),
-        (("experiment=nope",), "alimb: error: no experiment option named 'nope'; choose one of digits_afs, lt/cifar100_lt"),
+        (("experiment=nope",), "alimb: error: no experiment option named 'nope'; choose one of digits_afs, digits_recent, lt/cifar100_lt"),
     ],
 )
 def test_the_command_line_reports_each_in_one_line_with_exit_2(tmp_path, args, message):
