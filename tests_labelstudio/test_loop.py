@@ -84,3 +84,37 @@ def test_no_token_is_one_line(server, title, tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"needs your Label Studio personal access token in the environment variable "
                                         r"LABEL_STUDIO_API_KEY"):
         run_experiment(cfg("al.iterations=2", *studio(server, title)), tmp_path / "run")
+
+
+def test_images_reach_label_studio_through_its_local_files_storage(server, token, client, admin, annotator, title,
+                                                                   tmp_path, monkeypatch):
+    """An unlabeled image folder under the server's document root: tasks point at the files, the server serves
+    them to the annotator, the suggestions are pre-selected; the answers train the next round."""
+    from PIL import Image
+
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    folder = server.document_root / title
+    colours = {"red": (220, 20, 20), "blue": (20, 20, 220)}
+    truth = {}
+    for name, rgb in colours.items():
+        for i in range(12):
+            path = folder / f"{name}_{i:02d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16), tuple(min(255, c + 3 * i) for c in rgb)).save(path)
+            truth[path.name] = name
+    overrides = ("dataset=images", f"dataset.loader.root={folder}", "imbalance=none", "al.iterations=2",
+                 "al.per_iteration=4", "backbone=pixels", "backbone.resolution=8", f"cache_dir={tmp_path / 'cache'}",
+                 *studio(server, title, f"oracle.document_root={server.document_root}", "oracle.classes=[red,blue]"))
+    run_experiment(cfg(*overrides), tmp_path / "run")
+    project = client.ensure_project(title, ["red", "blue"], "image")
+    tasks = annotator.tasks(project.id)
+    assert len(tasks) == 4
+    for task in tasks.values():
+        assert task["data"]["image"].startswith("/data/local-files/?d=")
+        assert admin.get(task["data"]["image"]).status_code == 200  # the annotator's browser gets the image
+    annotator.annotate(project.id, {s: truth[s] for s in tasks}, to_name="image")
+    run_experiment(cfg(*overrides), tmp_path / "run")
+    tasks = annotator.tasks(project.id)
+    second = [t for s, t in tasks.items() if not t["annotations"]]
+    assert len(tasks) == 8 and len(second) == 4
+    assert all(t["predictions"] and t["predictions"][0]["result"][0]["value"]["choices"][0] in colours for t in second)
