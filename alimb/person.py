@@ -78,9 +78,16 @@ class Round:
         return {self.position[s]: self.label_of(s) for s in self.answers if s in self.position}
 
     def store(self, given: dict[str, int], k: int, source: str) -> int:
-        """Store the answers not stored yet (before anything uses them); how many were new."""
+        """Store the answers of an open batch not stored yet, and those the person changed since they were stored
+        (nothing has used them yet: a batch is used once every answer is in), before anything uses them; how many
+        were new or changed."""
         new = [Answer(s, None if v == SKIP else self.classes[v], k, source) for s, v in given.items()
-               if s not in self.answers]
+               if s not in self.answers or self.label_of(s) != v]
+        for a in new:
+            if a.id in self.answers:
+                before = self.answers[a.id].label or "skip"
+                print(f"alimb: sample {a.id}: the answer changed from {before} to {a.label or 'skip'}; the new one "
+                      "counts (its batch was still open)", flush=True)
         self.rounds.store(new)
         self.answers.update({a.id: a for a in new})
         return len(new)
@@ -208,7 +215,10 @@ def _ask(batch: Batch, r: Round, k: int) -> None:
     if getattr(r.oracle, "url", None):
         where = f"Label Studio ({r.oracle.url}, project {r.oracle.project})"
     what = f"round {k + 1} of {r.cfg.al.iterations}" + (f", sub-round {batch.sub}" if batch.sub else "")
-    missing = sum(1 for s in batch.ids if s not in r.answers)
+    missing = [s for s in batch.ids if s not in r.answers]
+    if r.oracle.restore(batch, folder, r.data.paths, missing):
+        where += f", written again for the {len(missing)} sample(s) missing from it"
+    missing = len(missing)
     print(f"alimb: {what}: label {missing} sample(s) in {where}, then run the same command again", flush=True)
 
 

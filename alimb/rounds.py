@@ -82,7 +82,8 @@ class Rounds:
         return folder
 
     def answers(self) -> dict[str, Answer]:
-        """Every answer stored, by sample id (a line cut short by a kill is ignored: its answer is read again)."""
+        """Every answer stored, by sample id, the latest where a person changed one (a line cut short by a kill is
+        ignored: its answer is read again)."""
         if not self.answers_file.is_file():
             return {}
         stored = {}
@@ -91,7 +92,7 @@ class Rounds:
                 answer = Answer(**json.loads(line))
             except (ValueError, TypeError):
                 continue
-            stored.setdefault(answer.id, answer)
+            stored[answer.id] = answer
         return stored
 
     def store(self, answers: list[Answer]) -> None:

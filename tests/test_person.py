@@ -222,3 +222,78 @@ def test_the_files_a_person_gets(make_cfg, tmp_path):
     assert prediction["model_version"] == "alimb round 1" and 0 <= prediction["score"] <= 1
     assert prediction["result"][0]["value"]["choices"] == [rows[0]["suggested"]]
     assert "<Choices" in (run_dir / "rounds/01/labeling_config.xml").read_text()
+
+
+def test_a_spreadsheets_semicolons_read_as_the_commas(make_cfg, tmp_path):
+    """Excel where the comma is the decimal mark saves `;`-separated: the same answers, the same run."""
+    truth = digits_truth()
+    runs = {}
+    for sep in (",", ";"):
+        run_dir = tmp_path / f"run{sep == ';'}"
+        run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+        f = run_dir / "rounds/00/to_label.csv"
+        rows = list(csv.DictReader(io.StringIO(f.read_text())))
+        f.write_text(sep.join(["sample_id", "label"]) + "\n" +
+                     "\n".join(sep.join([r["sample_id"], str(truth[r["sample_id"]])]) for r in rows) + "\n")
+        runs[sep] = run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    assert len(runs[","]) == 1 and [r.as_simulated() for r in runs[";"]] == [r.as_simulated() for r in runs[","]]
+
+
+@pytest.mark.parametrize("damage", ["delete", "header only", "rows removed"])
+def test_a_deleted_file_or_rows_are_written_again_for_what_is_still_to_label(make_cfg, tmp_path, capsys, damage):
+    run_dir, truth = tmp_path / "run", digits_truth()
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    f = run_dir / "rounds/00/to_label.csv"
+    rows = list(csv.DictReader(io.StringIO(f.read_text())))
+    asked = [r["sample_id"] for r in rows]
+    for r in rows[:10]:
+        r["label"] = str(truth[r["sample_id"]])
+    if damage == "delete":
+        write_rows(f, rows)
+        run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)  # the ten answers are stored
+        f.unlink()
+    elif damage == "header only":
+        f.write_text(f.read_text().splitlines()[0] + "\n")
+    else:
+        write_rows(f, rows[:12])  # ten answered, two open, thirteen rows gone
+    capsys.readouterr()
+    assert run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir) == []
+    out = capsys.readouterr().out
+    todo = 25 if damage == "header only" else 15
+    assert f"label {todo} sample(s) in" in out and "written again" in out
+    again = list(csv.DictReader(io.StringIO(f.read_text())))
+    assert sorted(r["sample_id"] for r in again if not r["label"]) == sorted(asked[25 - todo:] if todo == 15 else asked)
+    answer(run_dir, truth)
+    assert len(run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)) == 1
+
+
+def test_an_answer_changed_while_its_batch_is_open_counts_and_is_said(make_cfg, tmp_path, capsys):
+    run_dir, truth = tmp_path / "run", digits_truth()
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    f = run_dir / "rounds/00/to_label.csv"
+    rows = list(csv.DictReader(io.StringIO(f.read_text())))
+    first = rows[0]["sample_id"]
+    wrong = (truth[first] + 1) % 10
+    for r in rows[:10]:
+        r["label"] = str(truth[r["sample_id"]] if r["sample_id"] != first else wrong)
+    write_rows(f, rows)
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)  # ten stored, the first one wrong
+    for r in rows:
+        r["label"] = str(truth[r["sample_id"]])  # corrected, and the rest answered
+    write_rows(f, rows)
+    capsys.readouterr()
+    record = run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)[0]
+    assert f"sample {first}: the answer changed from {wrong} to {truth[first]}" in capsys.readouterr().out
+    expected = np.bincount([truth[r["sample_id"]] for r in rows], minlength=10)  # by hand: the true labels
+    assert list(record.class_counts) == expected.tolist()
+
+
+def test_accepting_part_of_a_batch_continues_the_same_run(make_cfg):
+    """`oracle.accept_partial` is the person's call for a round, not what the run computes: switching it keeps the
+    run's identity (its directory, its resume)."""
+    from alimb.identity import identity, resolved
+
+    base = (*DIGITS, "oracle=human")
+    for switch in ("oracle.accept_partial=true", "oracle.document_root=/somewhere"):
+        assert identity(resolved(make_cfg(*base, switch))) == identity(resolved(make_cfg(*base)))
+    assert identity(resolved(make_cfg(*base, "oracle.initial_labels=a.csv"))) != identity(resolved(make_cfg(*base)))

@@ -22,10 +22,15 @@ from alimb.options import PRESENTATION, Doc, Place
 from alimb.oracles.label_studio_answers import SKIP as LS_SKIP
 from alimb.oracles.label_studio_answers import read_export
 from alimb.oracles.label_studio_tasks import Suggestion, Task, data_uri, local_files_url, write_offline
-from alimb.oracles.oracle import SKIP, ClassNames, read_answers_csv, read_class_names, resolve_class_names
+from alimb.oracles.oracle import SKIP, ClassNames, delimiter, read_answers_csv, read_class_names, resolve_class_names
 from alimb.rounds import Batch
 
 CSV_FILE, EXPORT_FILE = "to_label.csv", "export.json"
+InitialLabels = Annotated[Optional[str], Doc(
+    "a CSV of sample_id,label a person already answered: the first round's batch (else a random one)")]
+AcceptPartial = Annotated[bool, PRESENTATION, Doc(
+    "a batch answered in part: train on the answers and put the rest back in the pool (false: wait for all); the "
+    "person's call for a round, like the answers themselves, so switching it continues the same run")]
 COLUMNS = ("sample_id", "path", "suggested", "score", "reason", "label")  # path: the image file, where there is one
 
 
@@ -37,12 +42,9 @@ class FileOracle:
     def __init__(
         self,
         classes: ClassNames = None,
-        initial_labels: Annotated[Optional[str], Doc(
-            "a CSV of sample_id,label a person already answered: the first round's batch (else a random one)")] = None,
-        accept_partial: Annotated[bool, Doc(
-            "a batch answered in part: train on the answers and put the rest back in the pool (false: wait for "
-            "all)")] = False,
-        document_root: Annotated[Optional[Place], Doc(
+        initial_labels: InitialLabels = None,
+        accept_partial: AcceptPartial = False,
+        document_root: Annotated[Optional[Place], PRESENTATION, Doc(
             "Label Studio's local-files document root (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT): tasks.json points "
             "there; null: images go inline in tasks.json")] = None,
         model_version: Annotated[str, PRESENTATION, Doc("names the suggestions in Label Studio")] = "alimb",
@@ -80,23 +82,54 @@ class FileOracle:
         return Task(batch.ids[j], image=image, text=text, suggestion=None if suggestion is None else Suggestion(
             suggestion[0], float(suggestion[1]), f"{self.model_version} round {batch.round}"))
 
+    def _rows(self, batch: Batch, paths: Sequence[str] | None, only: set[str] | None = None) -> list[list[str]]:
+        """The batch's rows of `to_label.csv` (those of the samples in `only`, if given), the label left empty."""
+        rows = []
+        for j, (i, sample) in enumerate(zip(batch.indices, batch.ids)):
+            if only is not None and sample not in only:
+                continue
+            suggestion = batch.suggestions[j] if batch.suggestions else None
+            rows.append([sample, paths[i] if paths is not None else "", "" if suggestion is None else suggestion[0],
+                         "" if suggestion is None else f"{suggestion[1]:.3f}",
+                         batch.reasons[j] if batch.reasons else "", ""])
+        return rows
+
     def publish(self, batch: Batch, folder: Path, paths: Sequence[str] | None, classes: list[str]) -> None:
         """Write the batch's files (a `to_label.csv` a person has begun to fill is never written over)."""
         csv_file = folder / CSV_FILE
         if not csv_file.exists():
             out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(COLUMNS)
-            for j, (i, sample) in enumerate(zip(batch.indices, batch.ids)):
-                suggestion = batch.suggestions[j] if batch.suggestions else None
-                writer.writerow([sample, paths[i] if paths is not None else "",
-                                 "" if suggestion is None else suggestion[0],
-                                 "" if suggestion is None else f"{suggestion[1]:.3f}",
-                                 batch.reasons[j] if batch.reasons else "", ""])
+            csv.writer(out).writerows([COLUMNS, *self._rows(batch, paths)])
             write_atomic(csv_file, out.getvalue())
         kind = "image" if paths is not None else "text"
         write_offline(folder, [self.task(batch, j, None if paths is None else paths[i], kind)
                                for j, i in enumerate(batch.indices)], classes, kind)
+
+    def restore(self, batch: Batch, folder: Path, paths: Sequence[str] | None, unanswered: Sequence[str]) -> bool:
+        """The rows of the samples still to label, written again where the person deleted `to_label.csv` or removed
+        them from it (their other rows kept as they are); whether anything was written."""
+        csv_file = folder / CSV_FILE
+        try:
+            text = csv_file.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            text = ""
+        if not text.strip():
+            out = io.StringIO()
+            csv.writer(out).writerows([COLUMNS, *self._rows(batch, paths, set(unanswered))])
+            write_atomic(csv_file, out.getvalue())
+            return True
+        sep = delimiter(text)
+        present = {row.get("sample_id", "").strip() for row in csv.DictReader(io.StringIO(text), delimiter=sep)}
+        absent = {s for s in unanswered if s not in present}
+        if not absent:
+            return False
+        header = next(csv.reader(io.StringIO(text), delimiter=sep))
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=sep)
+        for row in self._rows(batch, paths, absent):
+            writer.writerow([dict(zip(COLUMNS, row)).get(name.strip(), "") for name in header])
+        write_atomic(csv_file, text + ("" if text.endswith("\n") else "\n") + out.getvalue())
+        return True
 
     def collect(self, batch: Batch, folder: Path, classes: list[str]) -> dict[str, int]:
         """The answers given so far for the batch (sample id -> class index or SKIP), from its files."""

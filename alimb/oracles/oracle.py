@@ -92,6 +92,13 @@ def name_test_labels(test_y: np.ndarray, test_names: list[str], classes: list[st
     return np.array([position[test_names[i]] for i in test_y], dtype=np.int64)
 
 
+def delimiter(text: str) -> str:
+    """The field separator of a CSV a person saved: a comma, or what a spreadsheet wrote instead (a semicolon where
+    the comma is the decimal mark, a tab), whichever splits its header most."""
+    header = text.lstrip().partition("\n")[0]
+    return max((",", ";", "\t"), key=header.count)
+
+
 def read_answers_csv(path: Path, classes: list[str], *, column: str = "label", allowed: set[str] | None = None,
                      required: bool = False) -> dict[str, int]:
     """{sample id: class index or SKIP} of a CSV with `sample_id` and `label` columns, by sample id, never by row.
@@ -108,7 +115,7 @@ def read_answers_csv(path: Path, classes: list[str], *, column: str = "label", a
                         f"{column} columns") from None
     if not text.strip():
         raise UserError(f"{path} is empty; it should keep its header and one row per sample (sample_id,...,{column})")
-    rows = csv.DictReader(io.StringIO(text))
+    rows = csv.DictReader(io.StringIO(text), delimiter=delimiter(text))
     if rows.fieldnames is None or "sample_id" not in rows.fieldnames or column not in rows.fieldnames:
         raise UserError(f"{path} has no sample_id and {column} columns (its header: {rows.fieldnames}); keep the "
                         "header alimb wrote")

@@ -12,7 +12,7 @@ from typing import Annotated, Optional, Sequence, Union
 
 from alimb.errors import UserError
 from alimb.options import PRESENTATION, Doc, Place, PositiveNumber
-from alimb.oracles.files import FileOracle
+from alimb.oracles.files import AcceptPartial, FileOracle, InitialLabels
 from alimb.oracles.label_studio import LabelStudio, Project
 from alimb.oracles.label_studio_answers import SKIP as LS_SKIP
 from alimb.oracles.oracle import SKIP, ClassNames
@@ -38,12 +38,9 @@ class LabelStudioOracle(FileOracle):
         wait_minutes: Annotated[PositiveNumber, PRESENTATION, Doc("how long to wait before stopping (the same command "
                                                                   "continues)")] = 24 * 60,
         classes: ClassNames = None,
-        initial_labels: Annotated[Optional[str], Doc(
-            "a CSV of sample_id,label a person already answered: the first round's batch (else a random one)")] = None,
-        accept_partial: Annotated[bool, Doc(
-            "a batch answered in part: train on the answers and put the rest back in the pool (false: wait for "
-            "all)")] = False,
-        document_root: Annotated[Optional[Place], Doc(
+        initial_labels: InitialLabels = None,
+        accept_partial: AcceptPartial = False,
+        document_root: Annotated[Optional[Place], PRESENTATION, Doc(
             "the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, above the images: tasks point there (a local-files "
             "storage is connected); null: images go inline")] = None,
     ):
