@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from alimb.acquisition import Oracle, Selection
 from alimb.acquisition.base import NeedLabels, as_probabilities
 from alimb.config import build
+from alimb.errors import UserError
 from alimb.identity import labels as run_labels
 from alimb.identity import resolved
 from alimb.iteration import Data, generators, learn, progress, scored, select, summarize
@@ -65,9 +66,9 @@ class Round:
     def __init__(self, cfg: DictConfig, run_dir: RunDir, data: Data, oracle):
         self.cfg, self.data, self.oracle = cfg, data, oracle
         self.rounds = Rounds(run_dir.path)
-        self.classes = self.rounds.check_classes(data.classes)
-        self.position = {sample: i for i, sample in enumerate(data.ids)}  # sample id -> pool index
         self.answers = self.rounds.answers()
+        self.classes = self.rounds.check_classes(data.classes, self.answers)
+        self.position = {sample: i for i, sample in enumerate(data.ids)}  # sample id -> pool index
 
     def label_of(self, sample: str) -> int:
         answer = self.answers[sample]
@@ -208,6 +209,27 @@ def _collect(batch: Batch, r: Round, k: int) -> None:
         r.store(r.oracle.collect(batch, r.rounds.batch_dir(batch), r.classes), k, type(r.oracle).__name__)
 
 
+def _late_changes(r: Round, k: int) -> None:
+    """One line when a person changed, in a batch's files, an answer already used (a round trained on it, or an AF
+    replayed it): it stays as first read, and they are told so."""
+    changed = []
+    for j in range(k + 1):
+        for batch in r.rounds.batches(j):
+            if not batch.ids or any(s not in r.answers for s in batch.ids):
+                continue  # an open batch: its changes count (Round.store)
+            try:
+                given = r.oracle.written(batch, r.rounds.batch_dir(batch), r.classes)
+            except UserError:
+                continue  # a used batch's file damaged since: its answers are stored
+            changed += [(batch, s, v) for s, v in given.items() if r.label_of(s) != v]
+    if changed:
+        batch, sample, value = changed[0]
+        now = "skip" if value == SKIP else r.classes[value]
+        print(f"alimb: {r.rounds.batch_dir(batch) / 'to_label.csv'} changes {len(changed)} answer(s) already used "
+              f"(sample {sample}: {r.answers[sample].label or 'skip'} -> {now}); they stay as first read, since rounds "
+              "were trained on them (overwrite=true does not change them either: answers are kept)", flush=True)
+
+
 def _ask(batch: Batch, r: Round, k: int) -> None:
     """The one line a person reads: how many samples to label, where, and that the same command continues."""
     folder = r.rounds.batch_dir(batch)
@@ -218,6 +240,7 @@ def _ask(batch: Batch, r: Round, k: int) -> None:
     missing = [s for s in batch.ids if s not in r.answers]
     if r.oracle.restore(batch, folder, r.data.paths, missing):
         where += f", written again for the {len(missing)} sample(s) missing from it"
+    r.oracle.publish(batch, folder, r.data.paths, r.classes)  # again: a kill may have come before it (no duplicates)
     missing = len(missing)
     print(f"alimb: {what}: label {missing} sample(s) in {where}, then run the same command again", flush=True)
 
@@ -248,6 +271,7 @@ def run_rounds(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acq
     summary = None
     try:
         k = len(records)
+        _late_changes(r, k)
         run_dir.settle()  # a person's replacement has started (its data checked, its rounds under way)
         while k < iterations:
             made = r.rounds.batches(k)

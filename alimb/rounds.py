@@ -101,12 +101,18 @@ class Rounds:
             self.path.mkdir(parents=True, exist_ok=True)
             append_line(self.answers_file, "".join(a.to_json() + "\n" for a in answers))
 
-    def check_classes(self, classes: list[str]) -> list[str]:
-        """The run's classes now, after checking they only grew (appended at the end) since the last round."""
+    def check_classes(self, classes: list[str], answers: dict[str, Answer]) -> list[str]:
+        """The run's classes now, after checking they only grew (appended at the end) since the last round and name
+        every stored answer."""
         before = json.loads(self.classes_file.read_text()) if self.classes_file.is_file() else []
         if classes[: len(before)] != before:
-            raise UserError(f"oracle.classes changed from {before} to {classes}: classes may only grow, new names "
-                            "appended at the end (pass overwrite=true to start over)")
+            raise UserError(f"oracle.classes changed from {before} to {classes}: within a run classes may only grow, "
+                            "new names appended at the end (pass overwrite=true to start the run again with these "
+                            "classes; the answers are kept)")
+        unknown = sorted({a.label for a in answers.values() if a.label is not None} - set(classes))
+        if unknown:
+            raise UserError(f"{self.answers_file} holds answers of class {unknown[0]!r}, which oracle.classes "
+                            f"{classes[:8]} lacks; name it there")
         if classes != before:
             self.path.mkdir(parents=True, exist_ok=True)
             write_atomic(self.classes_file, json.dumps(classes) + "\n")

@@ -105,6 +105,9 @@ def cli() -> None:
             raise
         print(f"alimb: error: {err}; drop one of them", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # before the run began (Hydra composing, modules loading): nothing of it was written
+        print("alimb: interrupted before the run began; run the same command to start it", file=sys.stderr)
+        sys.exit(130)
     except BrokenPipeError:  # `alimb --help | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

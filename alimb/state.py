@@ -48,6 +48,7 @@ from alimb.atomic import append_line, save_npy_atomic, write_atomic, writing
 from alimb.errors import UserError
 from alimb.identity import resolved, same_run
 from alimb.records import Record, dumps, loads
+from alimb.rounds import Rounds
 
 
 class RunDirBusy(UserError):
@@ -216,6 +217,8 @@ class RunDir:
             return False
         self._wipe()
         for path in self.replaced_dir.iterdir():
+            if (self.path / path.name).is_dir():
+                shutil.rmtree(self.path / path.name)  # a person's rounds the replacement began
             os.replace(path, self.path / path.name)
         self.replaced_dir.rmdir()
         return True
@@ -257,7 +260,8 @@ class RunDir:
         if plan.replaces:
             shutil.rmtree(self.replaced_dir, ignore_errors=True)
             self.replaced_dir.mkdir()
-            for path in self._run_files():
+            rounds = Rounds(self.path)  # a person's batches and class order are the run's (the answers are kept)
+            for path in (*self._run_files(), rounds.folder, rounds.classes_file):
                 if path.exists():
                     os.replace(path, self.replaced_dir / path.name)
         if plan.saved is None:

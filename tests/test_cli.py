@@ -107,3 +107,19 @@ def test_a_slurm_job_uses_the_cpus_it_was_given(monkeypatch):
         assert threads_for_this_job() == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_ctrl_c_before_the_run_began_is_one_line(monkeypatch, capsys, tmp_path):
+    """Ctrl-C (or `timeout`'s SIGTERM) while Hydra composes or the modules load: one line, exit 130."""
+    import alimb.run
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(alimb.run, "main", interrupted)
+    monkeypatch.setattr(sys, "argv", ["alimb", f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as exit_:
+        alimb.run.cli()
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "alimb: interrupted before the run began; run the same command to start it\n"
+    assert not (tmp_path / "run").exists()

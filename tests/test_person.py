@@ -252,6 +252,7 @@ def test_a_deleted_file_or_rows_are_written_again_for_what_is_still_to_label(mak
         write_rows(f, rows)
         run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)  # the ten answers are stored
         f.unlink()
+        (f.parent / "tasks.json").unlink()  # as a kill between saving the batch and publishing it leaves it
     elif damage == "header only":
         f.write_text(f.read_text().splitlines()[0] + "\n")
     else:
@@ -263,6 +264,7 @@ def test_a_deleted_file_or_rows_are_written_again_for_what_is_still_to_label(mak
     assert f"label {todo} sample(s) in" in out and "written again" in out
     again = list(csv.DictReader(io.StringIO(f.read_text())))
     assert sorted(r["sample_id"] for r in again if not r["label"]) == sorted(asked[25 - todo:] if todo == 15 else asked)
+    assert len(json.loads((f.parent / "tasks.json").read_text())) == 25
     answer(run_dir, truth)
     assert len(run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)) == 1
 
@@ -288,12 +290,83 @@ def test_an_answer_changed_while_its_batch_is_open_counts_and_is_said(make_cfg, 
     assert list(record.class_counts) == expected.tolist()
 
 
-def test_accepting_part_of_a_batch_continues_the_same_run(make_cfg):
-    """`oracle.accept_partial` is the person's call for a round, not what the run computes: switching it keeps the
-    run's identity (its directory, its resume)."""
+def test_a_persons_calls_and_file_locations_continue_the_same_run(make_cfg):
+    """`oracle.accept_partial`, where the initial answers or the images' document root are: the person's calls and
+    places, not what the run computes; switching them keeps the run's identity (its directory, its resume)."""
     from alimb.identity import identity, resolved
 
     base = (*DIGITS, "oracle=human")
-    for switch in ("oracle.accept_partial=true", "oracle.document_root=/somewhere"):
+    for switch in ("oracle.accept_partial=true", "oracle.document_root=/somewhere", "oracle.initial_labels=a.csv"):
         assert identity(resolved(make_cfg(*base, switch))) == identity(resolved(make_cfg(*base)))
-    assert identity(resolved(make_cfg(*base, "oracle.initial_labels=a.csv"))) != identity(resolved(make_cfg(*base)))
+    assert identity(resolved(make_cfg(*base, "acquisition=badge"))) != identity(resolved(make_cfg(*base)))
+
+
+def test_an_answer_changed_after_it_was_used_is_said_and_stays(make_cfg, tmp_path, capsys):
+    run_dir, truth = tmp_path / "run", digits_truth()
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    answer(run_dir, truth)
+    first = run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)[0]  # round 1 trained on them
+    f = run_dir / "rounds/00/to_label.csv"
+    rows = list(csv.DictReader(io.StringIO(f.read_text())))
+    sample, was = rows[3]["sample_id"], rows[3]["label"]
+    rows[3]["label"] = "skip"
+    write_rows(f, rows)
+    capsys.readouterr()
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    out = capsys.readouterr().out
+    assert f"changes 1 answer(s) already used (sample {sample}: {was} -> skip); they stay as first read" in out
+    assert RunDir(run_dir).records()[0] == first
+
+
+def test_classes_differing_only_in_case_are_refused(make_cfg, tmp_path):
+    with pytest.raises(UserError, match=r"oracle.classes names Cat and cat, which differ only in case"):
+        run_experiment(make_cfg(*DIGITS, "oracle=human", "oracle.classes=[cat,Cat,dog]"), tmp_path / "run")
+
+
+def test_overwrite_starts_again_with_reordered_classes_and_keeps_the_answers(make_cfg, tmp_path):
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(2), [40, 40])
+    np.savez(tmp_path / "pool.npz", train_features=rng.normal(size=(80, 4)) + 3 * np.eye(4)[y])
+    base = ("dataset=embeddings", f"dataset.loader.path={tmp_path / 'pool.npz'}", "imbalance=none", "al.iterations=2",
+            "al.per_iteration=10", "oracle=human")
+    names = ["a", "b"]
+    run_dir = tmp_path / "run"
+    run_experiment(make_cfg(*base, "oracle.classes=[a,b]"), run_dir)
+    answer(run_dir, {str(i): int(c) for i, c in enumerate(y)}, names=names.__getitem__)
+    run_experiment(make_cfg(*base, "oracle.classes=[a,b]"), run_dir)  # round 1 trained, round 2 asked
+    with pytest.raises(UserError, match=r"classes may only grow.*pass overwrite=true to start the run again"):
+        run_experiment(make_cfg(*base, "oracle.classes=[b,a]"), run_dir)
+    records = run_experiment(make_cfg(*base, "oracle.classes=[b,a]", "overwrite=true"), run_dir)
+    counts = np.bincount(y[[int(s) for s in json.loads((run_dir / "rounds/00/batch.json").read_text())["selection"]
+                                                     ["indices"]]], minlength=2)
+    assert len(records) == 1 and list(records[0].class_counts) == [counts[1], counts[0]]  # the answers, by name
+    with pytest.raises(UserError, match=r"answers of class 'a', which oracle.classes \['b', 'c'\] lacks"):
+        run_experiment(make_cfg(*base, "oracle.classes=[b,c]", "overwrite=true"), run_dir)
+
+
+def export_of(run_dir, truth, from_name="label"):
+    """A Label Studio JSON export of round 0's batch, each task answered from `truth` by a control `from_name`."""
+    ids = json.loads((run_dir / "rounds/00/batch.json").read_text())["ids"]
+    return [{"id": n, "project": 1, "data": {"sample_id": s}, "annotations": [
+        {"id": n, "was_cancelled": False, "result": [{"from_name": from_name, "to_name": "text", "type": "choices",
+                                                      "value": {"choices": [str(truth[s])]}}]}]}
+            for n, s in enumerate(ids)]
+
+
+def test_an_export_saved_with_a_bom_is_read(make_cfg, tmp_path):
+    run_dir, truth = tmp_path / "run", digits_truth()
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    (run_dir / "rounds/00/export.json").write_text("\ufeff" + json.dumps(export_of(run_dir, truth)), encoding="utf-8")
+    record = run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)[0]
+    ids = json.loads((run_dir / "rounds/00/batch.json").read_text())["ids"]
+    assert list(record.class_counts) == np.bincount([truth[s] for s in ids], minlength=10).tolist()
+
+
+def test_an_export_answered_through_another_control_is_refused_not_skipped(make_cfg, tmp_path):
+    """A person's own labeling config names its choices otherwise: their classes are not read as skips."""
+    run_dir, truth = tmp_path / "run", digits_truth()
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    (run_dir / "rounds/00/export.json").write_text(json.dumps(export_of(run_dir, truth, from_name="digit")))
+    with pytest.raises(UserError, match=r"answers with the control 'digit', not 'label'"):
+        run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    assert not (run_dir / "answers.jsonl").exists()

@@ -26,8 +26,9 @@ from alimb.oracles.oracle import SKIP, ClassNames, delimiter, read_answers_csv, 
 from alimb.rounds import Batch
 
 CSV_FILE, EXPORT_FILE = "to_label.csv", "export.json"
-InitialLabels = Annotated[Optional[str], Doc(
-    "a CSV of sample_id,label a person already answered: the first round's batch (else a random one)")]
+InitialLabels = Annotated[Optional[str], PRESENTATION, Doc(
+    "a CSV of sample_id,label a person already answered: the first round's batch (else a random one); answers like "
+    "any other, stored in the run when read, so the file may move")]
 AcceptPartial = Annotated[bool, PRESENTATION, Doc(
     "a batch answered in part: train on the answers and put the rest back in the pool (false: wait for all); the "
     "person's call for a round, like the answers themselves, so switching it continues the same run")]
@@ -133,6 +134,10 @@ class FileOracle:
 
     def collect(self, batch: Batch, folder: Path, classes: list[str]) -> dict[str, int]:
         """The answers given so far for the batch (sample id -> class index or SKIP), from its files."""
+        return self.written(batch, folder, classes)
+
+    def written(self, batch: Batch, folder: Path, classes: list[str]) -> dict[str, int]:
+        """The answers to the batch in its folder's files (sample id -> class index or SKIP)."""
         ids = set(batch.ids)
         answers = read_answers_csv(folder / CSV_FILE, classes, allowed=ids)
         export = folder / EXPORT_FILE

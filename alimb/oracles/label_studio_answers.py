@@ -50,6 +50,11 @@ def _vote(annotation: dict, sample_id: str, class_names: Collection[str], source
     chosen = [c for r in annotation.get("result") or [] if r.get("from_name") == FROM_NAME and r.get("type") == "choices"
               for c in (r.get("value") or {}).get("choices") or []]
     if not chosen:
+        other = sorted({str(r.get("from_name")) for r in annotation.get("result") or [] if r.get("type") == "choices"})
+        if other:
+            raise UserError(f"{source}: annotation {annotation.get('id')} of sample {sample_id!r} answers with the "
+                            f"control {other[0]!r}, not {FROM_NAME!r}: label with the labeling config alimb wrote "
+                            "(labeling_config.xml), whose choices are named label")
         return SKIP
     if len(set(chosen)) > 1:
         raise UserError(f"{source}: annotation {annotation.get('id')} of sample {sample_id!r} chooses several "
@@ -108,7 +113,7 @@ def _load(path: Path) -> list:
     if path.stat().st_size == 0:
         raise UserError(f"Label Studio export {path} is empty: {EXPORT_HINT}")
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        tasks = json.loads(path.read_text(encoding="utf-8-sig"))  # an editor's save may add a BOM
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"Label Studio export {path} is not complete JSON ({e}; truncated?): {EXPORT_HINT}") from None
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):

@@ -55,6 +55,11 @@ def read_class_names(spec: list[str] | str | None) -> list[str] | None:
         names = [str(n).strip() for n in spec]
     if len(names) < 2 or any(not n for n in names) or len(set(names)) != len(names):
         raise UserError(f"oracle.classes must name two or more classes, each once and none empty; got {names[:8]}")
+    folded = [n.casefold() for n in names]
+    twins = sorted({n for n in names if folded.count(n.casefold()) > 1})
+    if twins:
+        raise UserError(f"oracle.classes names {' and '.join(twins)}, which differ only in case: answers are read "
+                        "ignoring case, so name each class in a way that differs in more than case")
     if any(n.lower() in SKIP_WORDS for n in names):
         raise UserError(f"oracle.classes may not name a class {'/'.join(SKIP_WORDS)}: those words answer 'skip'")
     return names
