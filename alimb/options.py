@@ -21,6 +21,8 @@ A parameter typed with an `Input` (an AF's `Context`) is the callable's input, n
 
 from __future__ import annotations
 
+import types
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
@@ -62,8 +64,13 @@ class Input:
 
 
 def markers(annotation: Any, kind: type) -> list:
-    """The markers of type `kind` in an annotation's `Annotated` metadata (nested ones flattened)."""
-    return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, kind)]
+    """The markers of type `kind` in an annotation's `Annotated` metadata (nested ones flattened), also those of the
+    types an `Optional[...]` or `Union[...]` admits (`Optional[Place]` is a place too)."""
+    found = [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, kind)]
+    inner = typing.get_origin(annotation) is Annotated and annotation.__origin__ or annotation
+    if typing.get_origin(inner) in (typing.Union, types.UnionType):
+        found += [m for arg in typing.get_args(inner) for m in markers(arg, kind) if m not in found]
+    return found
 
 
 def _not_bool(value: Any) -> Any:

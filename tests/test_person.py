@@ -370,3 +370,37 @@ def test_an_export_answered_through_another_control_is_refused_not_skipped(make_
     with pytest.raises(UserError, match=r"answers with the control 'digit', not 'label'"):
         run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
     assert not (run_dir / "answers.jsonl").exists()
+
+
+@pytest.mark.parametrize("group, option", [("dataset=images", "dataset.loader.test_root"),
+                                           ("oracle=simulated", "oracle.labels")])
+def test_an_optional_place_is_where_not_what(make_cfg, group, option):
+    """`Optional[Place]` options (a labeled test folder, the simulated twin's answers file) are places like any other:
+    moving them keeps the run's identity, as `data_dir` does (their content is the fingerprint's)."""
+    from alimb.identity import identity, resolved
+
+    a, b = (identity(resolved(make_cfg(group, f"{option}={where}"))) for where in ("/here", "/there"))
+    assert a == b and identity(resolved(make_cfg(group, "seed=1"))) != a
+
+
+def test_an_id_with_spaces_around_it_is_answered_as_written(make_cfg, tmp_path):
+    """A file named ' lead.png': its row, as alimb wrote it, is its answer."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    root.mkdir()
+    names = [" lead.png", *(f"img{i}.png" for i in range(9))]
+    for i, name in enumerate(names):
+        Image.new("RGB", (8, 8), (25 * i, 0, 0)).save(root / name)
+    base = ("dataset=images", f"dataset.loader.root={root}", "imbalance=none", "al.iterations=1",
+            "al.per_iteration=10", "backbone=pixels", "backbone.resolution=4", f"cache_dir={tmp_path / 'cache'}",
+            "oracle=human", "oracle.classes=[a,b]")
+    run_experiment(make_cfg(*base), tmp_path / "run")
+    f = tmp_path / "run/rounds/00/to_label.csv"
+    rows = list(csv.DictReader(io.StringIO(f.read_text())))
+    assert " lead.png" in {r["sample_id"] for r in rows}
+    for j, r in enumerate(rows):
+        r["label"] = "ab"[j % 2]
+    write_rows(f, rows)
+    records = run_experiment(make_cfg(*base), tmp_path / "run")
+    assert records[0].n_labeled == 10

@@ -131,7 +131,8 @@ def read_answers_csv(path: Path, classes: list[str], *, column: str = "label", a
         if None in row or any(v is None for v in row.values()):
             raise UserError(f"row {number} of {path} does not have the header's columns (a line cut short?); fix "
                             "that row")
-        sample, given = row["sample_id"].strip(), row[column].strip()
+        raw, given = row["sample_id"], row[column].strip()
+        sample = raw if allowed is not None and raw in allowed else raw.strip()  # an id may begin with a space
         if not given:
             continue
         if allowed is not None and sample not in allowed:
