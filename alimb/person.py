@@ -69,6 +69,7 @@ class Round:
         self.answers = self.rounds.answers()
         self.classes = self.rounds.check_classes(data.classes, self.answers)
         self.position = {sample: i for i, sample in enumerate(data.ids)}  # sample id -> pool index
+        self.restored = False  # the open batch's to_label.csv was written again (alimb.oracles.files.restore)
 
     def label_of(self, sample: str) -> int:
         answer = self.answers[sample]
@@ -230,6 +231,17 @@ def _late_changes(r: Round, k: int) -> None:
               "were trained on them (overwrite=true does not change them either: answers are kept)", flush=True)
 
 
+def _republish(batch: Batch, r: Round) -> None:
+    """An open batch published again (nothing is duplicated): a kill, a server down or a missing token may have come
+    between saving it and the person getting it, or the person deleted its file or rows of it."""
+    unanswered = [s for s in batch.ids if s not in r.answers]
+    if unanswered:
+        folder = r.rounds.batch_dir(batch)
+        if not (folder / "to_label.csv").exists():  # (rows removed from it are written again once it was read: _ask)
+            r.restored = r.oracle.restore(batch, folder, r.data.paths, unanswered)
+        r.oracle.publish(batch, folder, r.data.paths, r.classes)
+
+
 def _ask(batch: Batch, r: Round, k: int) -> None:
     """The one line a person reads: how many samples to label, where, and that the same command continues."""
     folder = r.rounds.batch_dir(batch)
@@ -238,9 +250,8 @@ def _ask(batch: Batch, r: Round, k: int) -> None:
         where = f"Label Studio ({r.oracle.url}, project {r.oracle.project})"
     what = f"round {k + 1} of {r.cfg.al.iterations}" + (f", sub-round {batch.sub}" if batch.sub else "")
     missing = [s for s in batch.ids if s not in r.answers]
-    if r.oracle.restore(batch, folder, r.data.paths, missing):
-        where += f", written again for the {len(missing)} sample(s) missing from it"
-    r.oracle.publish(batch, folder, r.data.paths, r.classes)  # again: a kill may have come before it (no duplicates)
+    if r.oracle.restore(batch, folder, r.data.paths, missing) or r.restored:  # rows removed (the file was read)
+        where += ", written again for the samples missing from it"
     missing = len(missing)
     print(f"alimb: {what}: label {missing} sample(s) in {where}, then run the same command again", flush=True)
 
@@ -277,6 +288,7 @@ def run_rounds(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acq
             made = r.rounds.batches(k)
             batch = made[-1] if made else None
             if batch is not None:
+                _republish(batch, r)
                 _collect(batch, r, k)
             if batch is None or (not batch.final and all(s in r.answers for s in batch.ids)):
                 batch = _select_round(k, r, acquire, model, initial)  # the AF (again), one step further

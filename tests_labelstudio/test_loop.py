@@ -118,3 +118,19 @@ def test_images_reach_label_studio_through_its_local_files_storage(server, token
     second = [t for s, t in tasks.items() if not t["annotations"]]
     assert len(tasks) == 8 and len(second) == 4
     assert all(t["predictions"] and t["predictions"][0]["result"][0]["value"]["choices"][0] in colours for t in second)
+
+
+def test_a_batch_saved_while_the_server_was_down_is_pushed_when_it_is_up(server, token, client, annotator, title,
+                                                                         tmp_path, monkeypatch):
+    from alimb.errors import UserError
+
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    overrides = ("al.iterations=2",)
+    with pytest.raises(UserError):  # nothing listens there: the batch is saved, not pushed
+        run_experiment(cfg(*overrides, "oracle=label_studio", "oracle.url=http://127.0.0.1:9", f"oracle.project={title}"),
+                       tmp_path / "run")
+    assert (tmp_path / "run/rounds/00/batch.json").exists()
+    run_experiment(cfg(*overrides, *studio(server, title)), tmp_path / "run")  # the server's address now: pushed
+    assert answer_open_tasks(annotator, client, title) == 25
+    records = run_experiment(cfg(*overrides, *studio(server, title)), tmp_path / "run")
+    assert len(records) == 1 and records[0].n_labeled == 25

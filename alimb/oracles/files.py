@@ -108,17 +108,18 @@ class FileOracle:
 
     def restore(self, batch: Batch, folder: Path, paths: Sequence[str] | None, unanswered: Sequence[str]) -> bool:
         """The rows of the samples still to label, written again where the person deleted `to_label.csv` or removed
-        them from it (their other rows kept as they are); whether anything was written."""
+        them from it (their other rows kept as they are; call it on a file `collect` read); whether anything was
+        written. An empty file is left for `collect` to refuse."""
         csv_file = folder / CSV_FILE
         try:
             text = csv_file.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
-            text = ""
-        if not text.strip():
             out = io.StringIO()
             csv.writer(out).writerows([COLUMNS, *self._rows(batch, paths, set(unanswered))])
             write_atomic(csv_file, out.getvalue())
             return True
+        if not text.strip():
+            return False
         sep = delimiter(text)
         present = {row.get("sample_id", "").strip() for row in csv.DictReader(io.StringIO(text), delimiter=sep)}
         absent = {s for s in unanswered if s not in present}

@@ -51,11 +51,18 @@ class LabelStudioOracle(FileOracle):
         self._client: LabelStudio | None = None
         self._project: Project | None = None
 
+    def class_names(self, dataset: list[str] | None) -> list[str]:
+        self._token()  # before the run writes anything
+        return super().class_names(dataset)
+
+    def _token(self) -> None:
+        if not os.environ.get(self.token_env):
+            raise UserError(f"oracle=label_studio needs your Label Studio personal access token in the environment "
+                            f"variable {self.token_env} (Label Studio: Account & Settings -> Personal Access Token)")
+
     def _connect(self, classes: list[str], kind: str) -> tuple[LabelStudio, Project]:
         if self._client is None:
-            if not os.environ.get(self.token_env):
-                raise UserError(f"oracle=label_studio needs your Label Studio personal access token in the environment "
-                                f"variable {self.token_env} (Label Studio: Account & Settings -> Personal Access Token)")
+            self._token()
             self._client = LabelStudio.from_env(self.url, env=self.token_env)
         if self._project is None or list(self._project.class_names) != classes:
             self._project = self._client.ensure_project(self.project, classes, kind)
