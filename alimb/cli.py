@@ -113,6 +113,23 @@ def check_flags(args: list[str]) -> None:
     for a in flags_first(args):
         if a.startswith("-") and a.split("=", 1)[0] not in FLAGS:
             raise UserError(f"unknown flag {a}; `alimb --help` lists them (overrides are KEY=VALUE, without a dash)")
+    check_repeats(args)
+
+
+def check_repeats(args: list[str]) -> None:
+    """One key given twice is one line: Hydra would take the last, while the run's directory is named the same
+    whichever comes last (two runs, one directory)."""
+    from alimb.errors import UserError
+
+    seen: dict[str, str] = {}
+    for a in flags_first(args):
+        if a.startswith("-") or "=" not in a:
+            continue
+        key, _, value = a.partition("=")
+        key = key.lstrip("+~")
+        if key in seen and seen[key] != value:
+            raise UserError(f"{key} is given twice ({seen[key]} and {value}); give it once")
+        seen[key] = value
 
 
 def config_dirs(args: list[str]) -> list[str]:

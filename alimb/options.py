@@ -76,6 +76,8 @@ def markers(annotation: Any, kind: type) -> list:
 def _not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("Input should be a number, not a boolean")
+    if isinstance(value, str):  # '0.5' quoted on the command line: the AF would get the string, not the number
+        raise ValueError("Input should be a number, not a string (drop the quotes)")
     return value
 
 

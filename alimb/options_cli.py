@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from alimb.cli import config_dirs, one_line, rewrite_parts
+    from alimb.cli import check_repeats, config_dirs, one_line, rewrite_parts
     from alimb.config import expand_parts
     from alimb.errors import UserError
     from alimb.schema import validate
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         flag = next((a for a in args if a.startswith("-")), None)
         if flag is not None:
             raise UserError(f"unknown flag {flag}; alimb-options takes overrides (KEY=VALUE) and --config-dir DIR")
+        check_repeats(args)
         overrides = rewrite_parts(args)
         with initialize_config_module("alimb.conf", version_base="1.3"):
             cfg = compose("config", overrides=overrides)

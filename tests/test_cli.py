@@ -123,3 +123,24 @@ def test_ctrl_c_before_the_run_began_is_one_line(monkeypatch, capsys, tmp_path):
     assert exit_.value.code == 130
     assert capsys.readouterr().err == "alimb: interrupted before the run began; run the same command to start it\n"
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["acquisition=anchoral", "acquisition.subpool_size=40", "acquisition.subpool_size=1"],
+     "acquisition.subpool_size is given twice (40 and 1); give it once"),
+    (["acquisition=pcb", "acquisition.share='0.5'"],
+     "config key acquisition.share='0.5' is invalid: Input should be a number, not a string (drop the quotes)"),
+    (["acquisition=alfamix", "acquisition.alpha=learned", "acquisition.anchors=foundation_models"],
+     "with alpha=learned set anchors=labeled or every_class"),
+    (["acquisition=alfamix_learned", "acquisition.alpha_cap=1e-9"],
+     "would take 1000000000 passes to reach 1; set alpha_cap to at least 0.001"),
+])
+def test_refused_before_anything_is_written_by_both_commands(tmp_path, args, message):
+    """What the run would fail on in its first iteration (or silently misread) is refused up front, by `alimb` and
+    by `alimb-options` alike."""
+    for command in ([sys.executable, "-m", "alimb.run", f"hydra.run.dir={tmp_path / 'run'}"],
+                    [sys.executable, "-m", "alimb.options_cli"]):
+        proc = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
+            proc.stderr
+    assert not (tmp_path / "run" / "records.jsonl").exists() and not (tmp_path / "run" / "config.json").exists()

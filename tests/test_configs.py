@@ -35,7 +35,7 @@ def _dataset_overrides(option: str, tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_option_composes_builds_and_works(make_cfg, group, option, tmp_path):
+def test_every_option_composes_builds_and_works(make_cfg, group, option, tmp_path, monkeypatch):
     """Each option built and used: a loader loads (or, for an archive the tests cannot hold, refuses the empty
     folder in one line naming what it expected), a profile counts, an AF selects, a scheme, a backbone and a
     logger keep their protocols."""
@@ -97,6 +97,7 @@ def test_every_option_composes_builds_and_works(make_cfg, group, option, tmp_pat
     elif group == "oracle":
         from alimb.oracles.oracle import Oracles
 
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", "a-token")  # label_studio checks it is there before any work
         oracle = build(node)
         assert isinstance(oracle.person, bool) and oracle.class_names(["a", "b"]) == ["a", "b"]
         assert set(dir(Oracles)) & {"class_names", "truth"} <= set(dir(oracle))

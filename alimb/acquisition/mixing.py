@@ -108,6 +108,20 @@ def cap_steps(alpha_cap: float, grow_cap: bool) -> list[float]:
     return caps
 
 
+MAX_CAP_STEPS = 1000  # a growing cap: at most this many passes (the authors' step, 0.03125, takes 32)
+
+
+def _check_alfamix(options: dict) -> None:
+    """What no single option's type says, checked before any work (alimb.schema.validate)."""
+    if options.get("alpha") == "learned" and options.get("anchors") == "foundation_models":
+        raise UserError("acquisition alfamix: anchors=foundation_models is the foundation-models closed form's "
+                        "indexing; with alpha=learned set anchors=labeled or every_class")
+    cap = options.get("alpha_cap", 0.2)
+    if options.get("grow_cap") and isinstance(cap, (int, float)) and cap > 0 and 1.0 / cap > MAX_CAP_STEPS:
+        raise UserError(f"acquisition alfamix: alpha_cap={cap} with grow_cap=true would take {math.ceil(1 / cap)} "
+                        f"passes to reach 1; set alpha_cap to at least {1 / MAX_CAP_STEPS} (the authors': 0.03125)")
+
+
 class _Head:
     """The linear head on a device, and what the closed form needs of a block of rows."""
 
@@ -278,9 +292,7 @@ def alfamix(
 ) -> Selection:
     """Candidates whose prediction a small mix with a class anchor changes; one per k-means cluster."""
     ctx.need("alfamix", "features", "head")
-    if alpha == "learned" and anchors == "foundation_models":
-        raise UserError("acquisition alfamix: anchors=foundation_models is the foundation-models closed form's "
-                        "indexing; with alpha=learned set anchors=labeled or every_class")
+    _check_alfamix({"alpha": alpha, "anchors": anchors, "alpha_cap": alpha_cap, "grow_cap": grow_cap})  # a direct call
     pool = ctx.pool()
     device = resolve_device(device)
     head = _Head(ctx.head, device)
@@ -310,3 +322,6 @@ def alfamix(
                                    kmeans_iterations, max_points_per_centroid)
         n_random = max(0, ctx.budget - n_candidates)
     return Selection(picks, info={"n_candidates": n_candidates, "cap": cap, "n_random": n_random})
+
+
+alfamix.check = _check_alfamix  # type: ignore[attr-defined]
