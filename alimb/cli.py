@@ -185,6 +185,15 @@ def rewrite_parts(args: list[str]) -> list[str]:
     for a in overrides:
         if not _key(a).split("@")[-1].strip():
             raise UserError(f"the override {a!r} names no key; write KEY=VALUE, e.g. seed=3")
+    for a in overrides:
+        key, value = a.split("=", 1)
+        *parent, last = key.lstrip("+~").split(".")
+        slot = part_groups().get(("one", last)) or (part_groups().get(("many", parent[-1])) if parent else None)
+        named = re.search(r"[{,]\s*name\s*:\s*([\w.-]*)", value) if value.lstrip().startswith("{") else None
+        if slot and named:
+            bare = key.lstrip("+~")
+            raise UserError(f"{key}={value} renames the part, not what runs there: choose it by name, "
+                            f"{bare}={named.group(1) or 'NAME'} (and {bare}.OPTION=VALUE for its options)")
     chosen = {}
     for a in overrides:
         key, value = a.split("=", 1)

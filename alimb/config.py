@@ -118,16 +118,6 @@ def expand_parts(cfg: DictConfig) -> None:
             if key != "hydra":
                 walk(node._get_node(key), f"{path}.{key}" if path else str(key))
 
-    def check(node: Any, path: str) -> None:  # once every name is expanded, nested ones included
-        if not isinstance(node, DictConfig):
-            return
-        target = node.get("_target_") if "_target_" in node else None
-        for key in _narrowed_slots(target) if isinstance(target, str) else ():
-            if key in node:
-                _check_narrowed(node._get_node(key), f"{path}.{key}")
-        for key in node.keys():
-            check(node._get_node(key), f"{path}.{key}")
-
     with open_dict(cfg):
         walk(cfg, "")
     for parent, k, where in narrowed:

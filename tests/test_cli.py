@@ -144,3 +144,12 @@ def test_refused_before_anything_is_written_by_both_commands(tmp_path, args, mes
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
             proc.stderr
     assert not (tmp_path / "run" / "records.jsonl").exists() and not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_part_renamed_by_a_dict_is_refused(tmp_path):
+    """`acquisition.inner={name:margin}` would label entropy's picks margin: choosing by name is the way."""
+    proc = subprocess.run([sys.executable, "-m", "alimb.run", "acquisition=anchoral", "acquisition.inner={name:margin}",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        "alimb: error: acquisition.inner={name:margin} renames the part, not what runs there: choose it by name, "
+        "acquisition.inner=margin (and acquisition.inner.OPTION=VALUE for its options)\n")
