@@ -176,6 +176,32 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def reach_into_swept_groups(args: list[str]) -> list[str]:
+    """In a sweep over a group's options (`-m acquisition=dropquery,alfamix acquisition.kmeans_iterations=50`), Hydra
+    composes the sweep's own config with the group's default, which may lack the option: `++` lets each job's
+    composition set it (a job whose choice lacks it then fails alone, named at the end, as any bad job)."""
+    from importlib import resources
+
+    if not any(a in ("-m", "--multirun") for a in args):
+        return args
+    root = Path(str(resources.files("alimb.conf")))
+    swept = set()
+    for a in args:
+        key, _, value = a.partition("=")
+        if a.startswith(("-", "+", "~")) or "," not in value or not NAMES.match(value):
+            continue
+        group, _, package = key.partition("@")
+        if (root / group).is_dir():
+            swept.add(package or group)
+    out = []
+    for a in args:
+        key = a.split("=", 1)[0].lstrip("+")
+        if "=" in a and not a.startswith(("-", "~", "++")) and any(key.startswith(p + ".") for p in swept):
+            a = "++" + a.lstrip("+")
+        out.append(a)
+    return out
+
+
 def rewrite_parts(args: list[str]) -> list[str]:
     """The command line's overrides (each checked to name a key: `=3` is one line, as Hydra would not say) with each part chosen by name and configured further (`K=NAME` and `K.x=...`)
     turned into the defaults-list choice `GROUP@K=NAME`; `+K.x=...` then becomes `++K.x=...` (the option exists)."""

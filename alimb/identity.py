@@ -123,9 +123,16 @@ def _override_key(override: str) -> str:
     return key.split("@", 1)[1] if "@" in key else key
 
 
+FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)")  # a float as typed: .5, 5., 1e-3
+
+
 def _canonical(override: str) -> str:
+    """An override as the directory names it: `+`/`++` dropped (they set the key as `=` does; `~` deletes it), a
+    float written one way (`.5` and `0.5` are one run)."""
     key, sep, value = override.partition("=")
-    prefix = key[: len(key) - len(key.lstrip("+~"))]
+    prefix = "~" if key.startswith("~") else ""
+    if FLOAT.fullmatch(value.strip()):
+        value = repr(float(value))
     return f"{prefix}{_override_key(override)}{sep}{value}"
 
 

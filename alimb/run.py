@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from alimb import state
-from alimb.cli import check_flags, config_dirs, flags_first, one_line, rewrite_parts
+from alimb.cli import check_flags, config_dirs, flags_first, one_line, reach_into_swept_groups, rewrite_parts
 from alimb.errors import UserError
 from alimb.sweep import JobFailure
 
@@ -90,7 +90,7 @@ def cli() -> None:
     signal.signal(signal.SIGTERM, _interrupted)  # `timeout`, `kill`: as Ctrl-C (temporary files removed, one line)
     try:
         check_flags(sys.argv[1:])
-        sys.argv[1:] = flags_first(rewrite_parts(config_dirs(sys.argv[1:])))
+        sys.argv[1:] = flags_first(reach_into_swept_groups(rewrite_parts(config_dirs(sys.argv[1:]))))
         main()
     except (HydraException, OmegaConfBaseException) as err:
         if full:

@@ -121,3 +121,28 @@ def test_composition_is_checked_on_jobs_that_cover_every_value_before_any_job_ru
     proc = alimb(tmp_path, "-m", "seed=0,1,2", "acquisition=random,nope", *TINY, "al.per_iteration=10")
     assert proc.returncode != 0 and "no acquisition option named 'nope'; choose one of" in proc.stderr
     assert not list(tmp_path.glob("outputs/**/records.jsonl"))  # the bad value is in the 4th job: none ran
+
+
+def test_a_sweep_over_afs_sets_an_option_they_share_and_a_job_lacking_it_fails_alone(tmp_path):
+    """Hydra composes a sweep's own config with the group's default AF, which lacks `kmeans_iterations`: the jobs that
+    have it run with it; a job whose AF lacks it fails alone, named."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "alimb.run", "-m", "acquisition=dropquery,alfamix,margin",
+                           "acquisition.kmeans_iterations=7", "al.iterations=1", f"hydra.sweep.dir={tmp_path}"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1 and "1 of 3 jobs failed" in proc.stderr
+    assert "margin/cs_svm/acquisition.kmeans_iterations=7,al.iterations=1/seed0: unknown config key " \
+           "acquisition.kmeans_iterations" in proc.stderr
+    for af in ("dropquery", "alfamix"):
+        run = tmp_path / f"digits/exp0.75/{af}/cs_svm/acquisition.kmeans_iterations=7,al.iterations=1/seed0"
+        assert json.loads((run / "config.json").read_text())["acquisition"]["kmeans_iterations"] == 7
+        assert (run / "summary.json").exists()
+
+
+def test_one_run_one_directory_however_the_override_is_typed():
+    assert variant(["acquisition.share=.5"]) == variant(["acquisition.share=0.5"]) == variant(["++acquisition.share=0.5"])
+    assert variant(["acquisition.share=0.5"]) != variant(["acquisition.share=0.25"])
+    assert variant(["~acquisition.share"]) != variant(["acquisition.share=0.5"])

@@ -23,6 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import Container, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from alimb.sweep import JobFailure
 
@@ -110,7 +111,13 @@ class AlimbSweeper(Sweeper):
             # composition errors (an unknown option or key) before any job of the batch runs: composing costs
             # ~0.1 s a job, so only the jobs that first bring each key=value are composed; an error that only a
             # pair of swept values makes still stops that job alone, listed with the failures at the end
-            self.validate_batch_is_legal(covering(batch))
+            for job in covering(batch):
+                try:
+                    self.validate_batch_is_legal([job])
+                except (HydraException, OmegaConfBaseException) as err:  # say which job: the key may be another's
+                    from alimb.cli import one_line
+
+                    raise HydraException(f"the sweep's job {' '.join(job)}: {one_line(err)}; no job ran") from None
             results = self.launcher.launch(batch, initial_job_idx=n_jobs)
             n_jobs += len(results)
             failures += [f for f in map(_failure, results) if f is not None]
