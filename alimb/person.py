@@ -72,7 +72,11 @@ class Round:
         self.restored = False  # the open batch's to_label.csv was written again (alimb.oracles.files.restore)
 
     def label_of(self, sample: str) -> int:
-        answer = self.answers[sample]
+        answer = self.answers.get(sample)
+        if answer is None:
+            raise UserError(f"{self.rounds.answers_file} lacks the answer to sample {sample!r}, which a round already "
+                            "trained on (was the file edited?); put its line back, or pass overwrite=true to start the "
+                            "run again (the answers kept, the missing ones asked again)")
         return SKIP if answer.label is None else self.classes.index(answer.label)
 
     def known(self) -> dict[int, int]:

@@ -104,7 +104,14 @@ class Rounds:
     def check_classes(self, classes: list[str], answers: dict[str, Answer]) -> list[str]:
         """The run's classes now, after checking they only grew (appended at the end) since the last round and name
         every stored answer."""
-        before = json.loads(self.classes_file.read_text()) if self.classes_file.is_file() else []
+        try:
+            before = json.loads(self.classes_file.read_text()) if self.classes_file.is_file() else []
+        except (OSError, ValueError):
+            before = None
+        if not isinstance(before, list) or not all(isinstance(c, str) for c in before):
+            raise UserError(f"{self.classes_file} is damaged; write the run's class names there as a JSON list "
+                            "(\"a\", \"b\", ... in brackets), or pass overwrite=true to start the run again (the "
+                            "answers are kept)")
         if classes[: len(before)] != before:
             raise UserError(f"oracle.classes changed from {before} to {classes}: within a run classes may only grow, "
                             "new names appended at the end (pass overwrite=true to start the run again with these "

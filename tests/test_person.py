@@ -404,3 +404,23 @@ def test_an_id_with_spaces_around_it_is_answered_as_written(make_cfg, tmp_path):
     write_rows(f, rows)
     records = run_experiment(make_cfg(*base), tmp_path / "run")
     assert records[0].n_labeled == 10
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: (run / "answers.jsonl").unlink(), r"answers.jsonl lacks the answer to sample '\d+', which a round"),
+    (lambda run: (run / "classes.json").write_text('["0", "1"'), r"classes.json is damaged"),
+])
+def test_a_damaged_answers_or_classes_file_is_one_line_and_overwrite_starts_again(make_cfg, tmp_path, damage,
+                                                                                   message):
+    run_dir, truth = tmp_path / "run", digits_truth()
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    answer(run_dir, truth)
+    run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)  # round 1 trained, round 2 asked
+    damage(run_dir)
+    with pytest.raises(UserError, match=message):
+        run_experiment(make_cfg(*DIGITS, "oracle=human"), run_dir)
+    run_experiment(make_cfg(*DIGITS, "oracle=human", "overwrite=true"), run_dir)
+    answer(run_dir, truth)
+    until_done(make_cfg, run_dir, (*DIGITS, "oracle=human"), truth)
+    reference = run_experiment(make_cfg(*DIGITS), tmp_path / "simulated")
+    assert [r.as_simulated() for r in RunDir(run_dir).records()] == [r.as_simulated() for r in reference]

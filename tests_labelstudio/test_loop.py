@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -62,12 +63,14 @@ def test_a_run_answered_in_label_studio_equals_the_simulated_run(server, token, 
 
 def test_waiting_for_answers_goes_on_as_they_come(server, token, client, annotator, title, tmp_path, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
-    overrides = ("al.iterations=2", *studio(server, title, "oracle.wait=true", "oracle.poll_seconds=0.5"))
+    overrides = ("al.iterations=2", *studio(server, title, "oracle.wait=true", "oracle.poll_seconds=0.5",
+                                            "oracle.wait_minutes=5"))
     done = []
-    worker = threading.Thread(target=lambda: done.append(run_experiment(cfg(*overrides), tmp_path / "run")))
+    worker = threading.Thread(target=lambda: done.append(run_experiment(cfg(*overrides), tmp_path / "run")),
+                              daemon=True)
     worker.start()
-    answered = 0
-    while worker.is_alive() and answered < 50:
+    answered, deadline = 0, time.monotonic() + 300  # a stuck run fails the test, never hangs the session
+    while worker.is_alive() and answered < 50 and time.monotonic() < deadline:
         try:
             answered += answer_open_tasks(annotator, client, title)
         except Exception:  # noqa: BLE001 - the project may not exist yet
