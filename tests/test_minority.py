@@ -266,3 +266,26 @@ def test_small_problems_take_the_plain_loop_and_large_ones_the_lazy_loop(monkeyp
     assert calls == [10]
     kcenter_greedy(features, np.arange(101), np.arange(101, 111), 5, np.random.default_rng(1), "cpu")  # 1 515 pairs
     assert calls == [10]
+
+
+def test_the_within_class_afs_info_reaches_the_records(make_cfg):
+    """A quota filled by an AF with diagnostics (DropQuery's candidates, a fallback): the record keeps them per
+    class, beside the auxiliary's."""
+    from alimb.acquisition import Context, Oracle
+    from alimb.config import build, expand_parts
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), [200, 120, 40, 40])
+    features = rng.normal(size=(400, 5)) + 2 * np.eye(5)[y]
+    head = (2 * np.eye(5)[:, :4], np.zeros(4))
+    labeled = np.zeros(400, dtype=bool)
+    labeled[rng.choice(400, 60, replace=False)] = True
+    ctx = Context(scores=features @ head[0], features=features, fg=features, head=head, labels=np.where(labeled, y, -1),
+                  labeled_mask=labeled, n_classes=4, budget=40, rng=rng, oracle=Oracle(y))
+    cfg = make_cfg("acquisition=dmcs_rand", "acquisition.within=dropquery")
+    expand_parts(cfg)
+    sel = build(cfg.acquisition)(ctx)
+    counts = np.bincount(y[labeled], minlength=4)
+    minority = np.flatnonzero(counts * 4 < counts.sum())  # Eq. 3's rule, by hand
+    assert sel.n_quota > 0 and set(sel.info["within"]) <= {str(c) for c in minority}
+    assert all("n_candidates" in info for info in sel.info["within"].values())

@@ -73,6 +73,7 @@ def minority_sampling(
     predicted = per_row(lambda s: np.argmax(s, axis=1), ctx.scores, unlabeled)  # Eq. 4: D^U(c), predicted as c
     take = allocate(quotas, np.bincount(predicted, minlength=ctx.n_classes), ctx.budget)
     picked: list[np.ndarray] = []
+    within_info: dict[str, dict] = {}
     for c in np.flatnonzero(take):
         candidates = unlabeled[predicted == c]
         if candidates.size == take[c]:
@@ -80,17 +81,27 @@ def minority_sampling(
         else:
             centers = np.flatnonzero(ctx.labeled_mask & (ctx.labels == c))
             inside = ctx.replace(candidates=candidates, budget=int(take[c]), centers=centers)
-            picked.append(np.asarray(within(inside).indices, dtype=np.int64))
+            chosen = within(inside)
+            picked.append(np.asarray(chosen.indices, dtype=np.int64))
+            if chosen.info:
+                within_info[str(int(c))] = chosen.info
     quota_picks = np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
-    return complete(ctx, quota_picks, auxiliary, quota_requested=int(quotas.sum()))
+    return complete(ctx, quota_picks, auxiliary, quota_requested=int(quotas.sum()), within_info=within_info)
 
 
-def complete(ctx: Context, quota_picks: np.ndarray, auxiliary: AF, quota_requested: int = 0) -> Selection:
-    """The quota picks, then `auxiliary` over the rest of the pool for the budget they leave."""
+def complete(ctx: Context, quota_picks: np.ndarray, auxiliary: AF, quota_requested: int = 0,
+             within_info: dict[str, dict] | None = None) -> Selection:
+    """The quota picks, then `auxiliary` over the rest of the pool for the budget they leave. The records get the
+    auxiliary's info and, under "within", the within-class AF's per class (a fallback there counts as the AF's)."""
     rest = ctx.budget - quota_picks.size
-    if rest == 0:
-        return Selection(quota_picks, n_quota=quota_picks.size, quota_requested=quota_requested)
-    picked = quota_picks if ctx.picked is None else np.union1d(ctx.picked, quota_picks)
-    fill = auxiliary(ctx.replace(budget=rest, picked=picked))
-    return Selection(np.concatenate([quota_picks, fill.indices]), n_quota=quota_picks.size,
-                     quota_requested=quota_requested, info=fill.info)
+    info: dict = {}
+    if rest:
+        picked = quota_picks if ctx.picked is None else np.union1d(ctx.picked, quota_picks)
+        fill = auxiliary(ctx.replace(budget=rest, picked=picked))
+        quota_picks, info = np.concatenate([quota_picks, fill.indices]), dict(fill.info)
+    if within_info:
+        info["within"] = within_info
+        fallbacks = [f"within class {c}: {i['fallback']}" for c, i in within_info.items() if i.get("fallback")]
+        if fallbacks and not info.get("fallback"):
+            info["fallback"] = "; ".join(fallbacks)
+    return Selection(quota_picks, n_quota=quota_picks.size - rest, quota_requested=quota_requested, info=info)
