@@ -177,7 +177,12 @@ def describe(options: dict[str, Option], values: dict | None = None) -> list[str
         shown = default
         if values is not None and o.name in values and (o.required or values[o.name] != o.default):
             value = values[o.name]
-            shown = f"{'...' if isinstance(value, dict) else repr(value)} (default: {default})"
+            if part_of(o.annotation) is not None and isinstance(value, dict):  # a part: what is chosen there
+                names = [value.get("name")] if "name" in value else [v.get("name", k) if isinstance(v, dict) else k
+                                                                     for k, v in value.items()]
+                shown = ", ".join(map(str, names)) or "none"
+            else:
+                shown = f"{'...' if isinstance(value, dict) else repr(value)} (default: {default})"
         lines.append(f"  {o.name}: {type_name(o.annotation)} = {shown}" + (f"  # {o.doc}" if o.doc else ""))
     return lines
 

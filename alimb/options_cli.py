@@ -24,9 +24,9 @@ def listing(cfg: dict) -> list[str]:
     def walk(node: Any, path: str, model: Any = None) -> None:
         if isinstance(node, dict):
             options = declared_by(node.get("_target_")) or (declared_by_model(model) if model else {})
-            if options:
+            if options or isinstance(node.get("_target_"), str):
                 lines.append(f"{path or 'top level'} ({node.get('_target_') or f'alimb.schema.{model.__name__}'}):")
-                lines.extend(describe(options, node))
+                lines.extend(describe(options, node) or ["  (no options)"])
             for key, value in node.items():
                 sub = options[key].annotation if key in options else None
                 walk(value, f"{path}.{key}" if path else key,

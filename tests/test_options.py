@@ -173,3 +173,18 @@ def test_a_run_stored_without_a_declared_default_is_the_same_run(make_cfg):
     assert identity(old) == identity(new)
     old["acquisition"]["lazy"] = False
     assert identity(old) != identity(new)
+
+
+def test_the_listing_names_what_each_part_is_even_without_options(capsys):
+    """PCB's base and the bandit's arms: the listing says which AF each is (conf/acquisition/pcb.yaml's defaults
+    choose entropy; minority_bandit.yaml's arms are random, margin, coreset and dmcs_rand), options or not."""
+    from alimb.options_cli import main
+
+    assert main(["acquisition=pcb"]) == 0
+    out = capsys.readouterr().out
+    assert "  base: acquisition = entropy  #" in out
+    assert "acquisition.base (alimb.acquisition.uncertainty.entropy):\n  (no options)\n" in out
+    assert main(["acquisition=minority_bandit"]) == 0
+    out = capsys.readouterr().out
+    assert "  arms: {name: acquisition} = random, margin, coreset, dmcs_rand  #" in out
+    assert "acquisition.arms.margin (alimb.acquisition.uncertainty.margin):\n  (no options)\n" in out
