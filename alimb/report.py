@@ -40,8 +40,21 @@ def report(dirs: list[Path], out: Path, baseline: str = BASELINE) -> dict:
     drawn = figures.plot_panels(groups, out, look) + figures.plot_declared(groups, df.attrs.get("layouts", {}), out, look) \
         + figures.penalty_matrices(groups, out)
     runs = df.drop_duplicates("run")
-    return {"runs": len(runs), "unfinished": int((~runs["complete"]).sum()), "figures": drawn,
+    return {"runs": len(runs), "unfinished": int((~runs["complete"]).sum()), "figures": drawn, "failed": failed(dirs),
             "tables": [out / "results.md", out / "results.csv"], "table": terminal_table(rows, baseline)}
+
+
+def failed(dirs: list[Path]) -> list[tuple[Path, str]]:
+    """(run directory, the first line of its error.txt) of every run below `dirs` whose last attempt failed."""
+    found = {}
+    for d in dirs:
+        for path in sorted(Path(d).rglob("error.txt")):
+            if ".replaced" not in path.parts and path.parent not in found:
+                try:
+                    found[path.parent] = (path.read_text(errors="replace").strip().splitlines() or ["?"])[0][:200]
+                except OSError:
+                    continue
+    return list(found.items())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     comparison = [p for p in written["figures"] if p.name.startswith("comparison_") and p.suffix == ".png"]
     print(f"{written['runs']} runs ({written['unfinished']} unfinished, reported apart); tables and "
           f"{len(written['figures'])} figures in {out}" + (f", e.g. {comparison[0]}" if comparison else ""))
+    for run_dir, message in written["failed"]:
+        print(f"failed: {run_dir}: {message}")
 
 
 if __name__ == "__main__":

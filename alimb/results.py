@@ -79,9 +79,22 @@ def _variants(runs: list[dict]) -> dict[str, str]:
     for fingerprints in by_axes.values():
         keys = sorted({k for flat in fingerprints.values() for k in flat
                        if k != "seed" and len({json.dumps(f.get(k), default=str) for f in fingerprints.values()}) > 1})
+        # a part chosen differently (acquisition.base=dropquery or =random) is named by its choice, not by every key
+        # of every choice; an option of the AF or scheme itself without its axis (share=0.5, not acquisition.share)
+        parts = sorted({k.rsplit(".", 1)[0] for k in keys if k.endswith((".name", "._target_")) and k.count(".") > 1},
+                       key=len)
+        parts = [p for p in parts if not any(p.startswith(q + ".") for q in parts if q != p)]
+        shown = [(p, f"{p}.name") for p in parts] + [(k, k) for k in keys
+                                                     if not any(k.startswith(p + ".") for p in parts)]
         for fingerprint, flat in fingerprints.items():
-            labels[fingerprint] = ",".join(f"{k}={flat.get(k)}" for k in keys)
+            labels[fingerprint] = ",".join(f"{_short(label)}={flat.get(key)}" for label, key in shown)
     return labels
+
+
+def _short(key: str) -> str:
+    """A variant's key as a label shows it: without the AF's or the scheme's axis (their name is the label's)."""
+    head, _, rest = key.partition(".")
+    return rest if head in ("acquisition", "scheme") and rest else key
 
 
 def load(dirs: list[str | Path]) -> pd.DataFrame:

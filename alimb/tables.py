@@ -66,18 +66,19 @@ def terminal_table(rows: list[dict], baseline: str = BASELINE) -> str:
     """One screen per setting: each AF's final and minority-class accuracy, AUBC, final labeled ir (mean over seeds)
     and the paired test of AUBC against the baseline (Holm-corrected), best AUBC first."""
     vs, out, setting = f"vs_{baseline}", [], None
+    name = {id(r): r["acquisition"] + (f" [{r['variant']}]" if r["variant"] else "") for r in rows}
+    width = max([24, *(len(n) for n in name.values())])  # every label whole: a sweep's rows differ at their ends
     for r in rows:
         here = (r["name"], r["dataset"], r["imbalance"], r["scheme"])
         if here != setting:
             setting = here
             out += ["", f"{r['name']}: {r['dataset']}, {r['imbalance']}, {r['scheme']}",
-                    f"  {'acquisition':<24} {'seeds':>5} {'final acc':>10} {'minority acc':>13} {'AUBC':>7} "
+                    f"  {'acquisition':<{width}} {'seeds':>5} {'final acc':>10} {'minority acc':>13} {'AUBC':>7} "
                     f"{'labeled ir':>11}  vs {baseline} (p, Holm)"]
         p = r.get(f"{vs}_t_p_holm", float("nan"))
         test = "(baseline)" if r["acquisition"] == baseline else "" if np.isnan(p) else \
             f"{r['aubc_mean'] - _reference(rows, r, baseline):+.4f}, p {p:.3f}" + (" *" if p < ALPHA else "")
-        af = r["acquisition"] + (f" [{r['variant']}]" if r["variant"] else "")
-        out.append(f"  {af[:24]:<24} {r['seeds']:>5} {r['final_accuracy_mean']:>10.4f} "
+        out.append(f"  {name[id(r)]:<{width}} {r['seeds']:>5} {r['final_accuracy_mean']:>10.4f} "
                    f"{r['final_minority_accuracy_mean']:>13.4f} {r['aubc_mean']:>7.4f} {r['final_labeled_ir_mean']:>11.3f}"
                    f"  {test}")
     return "\n".join(out[1:]) + "\n"

@@ -205,3 +205,28 @@ def test_the_report_shows_how_often_an_af_fell_back(make_cfg, tmp_path):
     assert rows.loc["class_balanced", "fallback_share"] == pytest.approx(share) and rows.loc["random", "fallback_share"] == 0
     md = (tmp_path / "report/results.md").read_text()
     assert f"class_balanced (fallback in {share:.0%} of iterations)" in md and "random (fallback" not in md
+
+
+def test_a_sweep_over_a_part_is_labeled_by_its_choices():
+    """`-m acquisition=pcb acquisition.base=dropquery,random`: the runs differ in every key of two different bases;
+    their labels say base=dropquery and base=random, and a plain option drops its axis (share=0.2)."""
+    from alimb.results import _variants
+
+    def run(fp, base, share):
+        return {"axes": ["x", "digits", "exp", "pcb", "cs_svm"], "fingerprint": fp, "config": {
+            "seed": 0, "acquisition": {"name": "pcb", "share": share, "base": base}}}
+
+    dropquery = {"name": "dropquery", "_target_": "alimb.acquisition.dropout.dropquery", "passes": 3}
+    random = {"name": "random", "_target_": "alimb.acquisition.uncertainty.random"}
+    labels = _variants([run("a", dropquery, 0.1), run("b", random, 0.1), run("c", random, 0.2)])
+    assert labels == {"a": "base=dropquery,share=0.1", "b": "base=random,share=0.1", "c": "base=random,share=0.2"}
+
+
+def test_the_report_lists_the_runs_that_failed(tmp_path):
+    from alimb.report import failed
+
+    (tmp_path / "a/seed0").mkdir(parents=True)
+    (tmp_path / "a/seed0/error.txt").write_text("ValueError: boom\nmore\n")
+    (tmp_path / "b/seed0/.replaced").mkdir(parents=True)
+    (tmp_path / "b/seed0/.replaced/error.txt").write_text("old\n")  # a replaced run's: not this run's
+    assert failed([tmp_path]) == [(tmp_path / "a/seed0", "ValueError: boom")]
