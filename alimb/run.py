@@ -65,7 +65,8 @@ def main(cfg: DictConfig) -> float | JobFailure:
         sys.exit(130)  # ends a sweep too
     except Exception as err:  # noqa: BLE001 - in a sweep, no job's failure may end the others
         message = str(err).strip().splitlines()[0] if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-        if not isinstance(err, state.RunDirBusy):  # a busy directory belongs to the process that holds it
+        began = state.RunDir(run_dir).config_file.exists()  # a single run refused before it began: the line says it
+        if not isinstance(err, state.RunDirBusy) and (multirun or began):  # a busy directory is another process's
             state.RunDir(run_dir).mark_failed(message)
         if multirun:
             if not isinstance(err, UserError):

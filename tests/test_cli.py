@@ -143,7 +143,7 @@ def test_refused_before_anything_is_written_by_both_commands(tmp_path, args, mes
         proc = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
             proc.stderr
-    assert not (tmp_path / "run" / "records.jsonl").exists() and not (tmp_path / "run" / "config.json").exists()
+    assert not any((tmp_path / "run" / f).exists() for f in ("records.jsonl", "config.json", "error.txt"))
 
 
 def test_a_part_renamed_by_a_dict_is_refused(tmp_path):
