@@ -274,6 +274,7 @@ def run_rounds(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acq
         scheme.load_state_dict(plan.saved.scheme_state)
     initial = oracle.initial(r.classes, set(data.ids)) if not records else {}
     r.store(initial, 0, "initial")
+    r.store({s: v for s, v in oracle.earlier(r.classes, set(data.ids)).items() if s not in r.answers}, 0, "answered")
     run_dir.save_pool_indices(data.keep)
     logger = build(cfg.logger)
     config = resolved(cfg)
@@ -311,7 +312,9 @@ def run_rounds(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acq
             k += 1
         summary = summarize(records, data, cfg)
         run_dir.finish(pool.labeled_round, summary)
-        print(f"alimb: done: {len(records)} rounds, {pool.labeled_idx.size} labels in {run_dir.path}", flush=True)
+        print(f"alimb: done: {len(records)} rounds, {pool.labeled_idx.size} labels in {run_dir.path}; to label more "
+              f"rounds, the same command with al.iterations=N oracle.answered={r.rounds.answers_file} (nothing is "
+              "asked twice)", flush=True)
     finally:
         logger.finish(summary, records)
     return records

@@ -51,6 +51,23 @@ class Answer:
         return json.dumps(asdict(self))
 
 
+def read_answers(path: Path) -> dict[str, Answer]:
+    """The answers of an answers.jsonl, by sample id, the latest where a person changed one (a line cut short by a
+    kill is ignored: its answer is read again)."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read the answers in {path} ({type(err).__name__}); name a run's answers.jsonl") from None
+    stored = {}
+    for line in text.splitlines():
+        try:
+            answer = Answer(**json.loads(line))
+        except (ValueError, TypeError):
+            continue
+        stored[answer.id] = answer
+    return stored
+
+
 class Rounds:
     """The rounds of a person's run (see the module docstring); alimb.state.RunDir owns the rest of the directory."""
 
@@ -84,16 +101,7 @@ class Rounds:
     def answers(self) -> dict[str, Answer]:
         """Every answer stored, by sample id, the latest where a person changed one (a line cut short by a kill is
         ignored: its answer is read again)."""
-        if not self.answers_file.is_file():
-            return {}
-        stored = {}
-        for line in self.answers_file.read_text().splitlines():
-            try:
-                answer = Answer(**json.loads(line))
-            except (ValueError, TypeError):
-                continue
-            stored[answer.id] = answer
-        return stored
+        return read_answers(self.answers_file) if self.answers_file.is_file() else {}
 
     def store(self, answers: list[Answer]) -> None:
         """Append answers durably, before anything uses them."""

@@ -424,3 +424,17 @@ def test_a_damaged_answers_or_classes_file_is_one_line_and_overwrite_starts_agai
     until_done(make_cfg, run_dir, (*DIGITS, "oracle=human"), truth)
     reference = run_experiment(make_cfg(*DIGITS), tmp_path / "simulated")
     assert [r.as_simulated() for r in RunDir(run_dir).records()] == [r.as_simulated() for r in reference]
+
+
+def test_more_rounds_reuse_a_finished_runs_answers_and_ask_only_the_new_ones(make_cfg, tmp_path, capsys):
+    truth = digits_truth()
+    first = tmp_path / "first"
+    until_done(make_cfg, first, ("al.iterations=2", "oracle=human"), truth)
+    assert "oracle.answered=" in capsys.readouterr().out  # the done line says how to go on
+    more = ("al.iterations=3", "oracle=human", f"oracle.answered={first / 'answers.jsonl'}")
+    run_experiment(make_cfg(*more), tmp_path / "more")
+    assert len(RunDir(tmp_path / "more").records()) == 2  # the two rounds answered before: replayed, not asked
+    assert [f.parent.name for f in (tmp_path / "more/rounds").glob("*/to_label.csv")] == ["02"]
+    until_done(make_cfg, tmp_path / "more", more, truth)
+    reference = run_experiment(make_cfg("al.iterations=3"), tmp_path / "simulated")
+    assert [r.as_simulated() for r in RunDir(tmp_path / "more").records()] == [r.as_simulated() for r in reference]

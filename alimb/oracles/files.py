@@ -29,6 +29,9 @@ CSV_FILE, EXPORT_FILE = "to_label.csv", "export.json"
 InitialLabels = Annotated[Optional[str], PRESENTATION, Doc(
     "a CSV of sample_id,label a person already answered: the first round's batch (else a random one); answers like "
     "any other, stored in the run when read, so the file may move")]
+Answered = Annotated[Optional[Place], Doc(
+    "answers a person gave before, reused wherever this run asks for those samples (never asked twice): another "
+    "run's answers.jsonl (to label more rounds: al.iterations=N with the finished run's), or a CSV of sample_id,label")]
 AcceptPartial = Annotated[bool, PRESENTATION, Doc(
     "a batch answered in part: train on the answers and put the rest back in the pool (false: wait for all); the "
     "person's call for a round, like the answers themselves, so switching it continues the same run")]
@@ -44,6 +47,7 @@ class FileOracle:
         self,
         classes: ClassNames = None,
         initial_labels: InitialLabels = None,
+        answered: Answered = None,
         accept_partial: AcceptPartial = False,
         document_root: Annotated[Optional[Place], PRESENTATION, Doc(
             "Label Studio's local-files document root (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT): tasks.json points "
@@ -51,6 +55,7 @@ class FileOracle:
         model_version: Annotated[str, PRESENTATION, Doc("names the suggestions in Label Studio")] = "alimb",
     ):
         self.classes, self.initial_labels, self.accept_partial = read_class_names(classes), initial_labels, accept_partial
+        self.answered = answered
         self.document_root, self.model_version = document_root, model_version
 
     def class_names(self, dataset: list[str] | None) -> list[str]:
@@ -72,6 +77,24 @@ class FileOracle:
         if not answers:
             raise UserError(f"{path} answers no sample; fill its label column, or leave oracle.initial_labels out")
         return answers
+
+    def earlier(self, classes: list[str], ids: set[str]) -> dict[str, int]:
+        """The answers of `answered` (sample id -> class index or SKIP) for samples of the pool."""
+        if self.answered is None:
+            return {}
+        path = Path(self.answered).expanduser()
+        if path.suffix != ".jsonl":
+            answers = read_answers_csv(path, classes, required=True)
+        else:
+            from alimb.rounds import read_answers
+
+            position = {name: i for i, name in enumerate(classes)}
+            stored = read_answers(path)
+            unknown = sorted({a.label for a in stored.values() if a.label is not None} - set(position))
+            if unknown:
+                raise UserError(f"{path} answers class {unknown[0]!r}, which oracle.classes lacks; name it there")
+            answers = {s: SKIP if a.label is None else position[a.label] for s, a in stored.items()}
+        return {s: v for s, v in answers.items() if s in ids}
 
     # ---- a batch's files ----
     def task(self, batch: Batch, j: int, path: str | None, kind: str) -> Task:

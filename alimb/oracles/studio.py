@@ -12,7 +12,7 @@ from typing import Annotated, Optional, Sequence, Union
 
 from alimb.errors import UserError
 from alimb.options import PRESENTATION, Doc, Place, PositiveNumber
-from alimb.oracles.files import AcceptPartial, FileOracle, InitialLabels
+from alimb.oracles.files import AcceptPartial, Answered, FileOracle, InitialLabels
 from alimb.oracles.label_studio import LabelStudio, Project
 from alimb.oracles.label_studio_answers import SKIP as LS_SKIP
 from alimb.oracles.oracle import SKIP, ClassNames
@@ -39,12 +39,13 @@ class LabelStudioOracle(FileOracle):
                                                                   "continues)")] = 24 * 60,
         classes: ClassNames = None,
         initial_labels: InitialLabels = None,
+        answered: Answered = None,
         accept_partial: AcceptPartial = False,
         document_root: Annotated[Optional[Place], PRESENTATION, Doc(
             "the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, above the images: tasks point there (a local-files "
             "storage is connected); null: images go inline")] = None,
     ):
-        super().__init__(classes, initial_labels, accept_partial, document_root)
+        super().__init__(classes, initial_labels, answered, accept_partial, document_root)
         self.url, self.token_env, self.wait = url, token_env, wait
         self.project = int(project) if isinstance(project, str) and project.isdigit() else project
         self.poll_seconds, self.wait_minutes = float(poll_seconds), float(wait_minutes)
