@@ -198,6 +198,19 @@ class RunDir:
         return [self.config_file, self.records_file, self.summary_file, self.state_file, self.error_file,
                 self.labeled_round_file, self.pool_indices_file, self.wandb_id_file, self.wandb_dir]
 
+    def _foreign(self) -> list[str]:
+        """The run files' names here that a failed attempt of alimb's cannot have left: any, when config.json is
+        missing or not a config of alimb's (a folder of the user's, an experiment's wandb/)."""
+        present = [p.name for p in self._run_files() if p.exists() and p not in (self.error_file, self.config_file)]
+        if not present:
+            return []
+        try:
+            config = json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            config = None
+        ours = isinstance(config, dict) and {"seed", "acquisition", "scheme", "dataset"} <= set(config)
+        return [] if ours else present
+
     def _wipe(self) -> None:
         for path in self._run_files():
             if path.is_dir():
@@ -228,7 +241,11 @@ class RunDir:
         run or a damaged one, unless `overwrite=true`, which replaces any run once the new one starts."""
         self.recover()
         if not (self.state_file.exists() or self.summary_file.exists()):
-            return Plan("fresh")  # nothing completed here: whatever a failed attempt left is not a run
+            foreign = self._foreign()
+            if foreign and not cfg.get("overwrite", False):
+                raise UserError(f"{self.path} holds files alimb did not write ({', '.join(foreign[:4])}); choose an "
+                                "empty or new folder, or pass overwrite=true to replace them")
+            return Plan("fresh", replaces=bool(foreign))  # else what a failed attempt left: not a run
         if cfg.get("overwrite", False):
             return Plan("fresh", replaces=True)
         if not self.config_file.exists():

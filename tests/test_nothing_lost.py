@@ -442,3 +442,21 @@ def test_the_report_refuses_a_baseline_no_run_has(make_cfg, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "alimb.report", str(tmp_path / "runs"), "--baseline", "nosuch"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no run of 'nosuch'" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_folder_of_the_users_is_never_wiped(tmp_path, make_cfg):
+    """`hydra.run.dir` naming a folder that holds files alimb did not write (a user's, an experiment's wandb/): refused
+    in one line, nothing touched; overwrite=true sets them aside until the run completes an iteration."""
+    from alimb.errors import UserError
+    from alimb.loop import run_experiment
+
+    folder = tmp_path / "mine"
+    (folder / "wandb/run").mkdir(parents=True)
+    (folder / "wandb/run/data").write_text("x")
+    (folder / "records.jsonl").write_text("mine\n")
+    (folder / "config.json").write_text('{"my": 1}')
+    with pytest.raises(UserError, match=r"holds files alimb did not write \(records.jsonl, wandb\); choose an empty"):
+        run_experiment(make_cfg("al.iterations=2"), folder)
+    assert (folder / "wandb/run/data").read_text() == "x" and (folder / "records.jsonl").read_text() == "mine\n"
+    assert (folder / "config.json").read_text() == '{"my": 1}'
+    assert len(run_experiment(make_cfg("al.iterations=2", "overwrite=true"), folder)) == 2
