@@ -211,6 +211,36 @@ def _check(model: type[Node], data: Any, prefix: str, parts: dict | None = None)
         raise UserError(_message(err, prefix, data, parts)) from None
 
 
+BUILT = ("dataset.loader", "imbalance", "acquisition", "scheme", "backbone", "logger", "oracle")  # each builds an object
+
+
+def _require_targets(data: dict) -> None:
+    """Every node that is built, the parts inside them included, names what it builds (a user's YAML without
+    `_target_` would fail only when first called, after a run it replaces is gone)."""
+    def need(node: Any, key: str) -> None:
+        if not isinstance(node, dict) or not isinstance(node.get("_target_"), str):
+            raise UserError(f"{key} names nothing to build (no _target_); give its YAML `_target_: package.module.name`"
+                            ", as alimb's own in conf/ do")
+        try:
+            declared = parts(target_callable(node["_target_"])) if node["_target_"].startswith("alimb.") else {}
+        except (ImportError, AttributeError, ValueError):
+            return  # the walk names a target that cannot be imported
+        for name, (_, kind) in declared.items():
+            value = node.get(name)
+            if value is None:
+                continue
+            for sub, inner in ([(name, value)] if kind == "one" else
+                               [(f"{name}.{k}", v) for k, v in value.items()] if isinstance(value, dict) else []):
+                need(inner, f"{key}.{sub}")
+
+    for key in BUILT:
+        node = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            need(node, key)
+
+
 def _walk(node: Any, prefix: str) -> None:
     """Check every node with a known `_target_`, nested ones included (a switch's schemes, an AF's parts)."""
     if isinstance(node, dict):
@@ -234,6 +264,7 @@ def validate(cfg: DictConfig, complete: bool = True) -> None:
     if missing:
         return  # the types of a config with holes: each value as far as it is set (its own model cannot tell)
     _check(Top, data, "")
+    _require_targets(data)
     _walk(data, "")
     # the checks a class declares on itself (`check(options)`: library names, weights files, devices) of the nodes
     # that will run: the backbone only where the dataset loads images (importing torchvision or timm costs a second

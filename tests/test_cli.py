@@ -117,6 +117,8 @@ def test_ctrl_c_before_the_run_began_is_one_line(monkeypatch, capsys, tmp_path):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(alimb.run, "main", interrupted)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "")  # cli() sets it for Hydra: undone after the test, as the later
+    # subprocesses' one-line errors need
     monkeypatch.setattr(sys, "argv", ["alimb", f"hydra.run.dir={tmp_path / 'run'}"])
     with pytest.raises(SystemExit) as exit_:
         alimb.run.cli()

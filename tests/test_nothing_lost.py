@@ -460,3 +460,20 @@ def test_a_folder_of_the_users_is_never_wiped(tmp_path, make_cfg):
     assert (folder / "wandb/run/data").read_text() == "x" and (folder / "records.jsonl").read_text() == "mine\n"
     assert (folder / "config.json").read_text() == '{"my": 1}'
     assert len(run_experiment(make_cfg("al.iterations=2", "overwrite=true"), folder)) == 2
+
+
+def test_a_users_af_without_target_is_refused_before_a_finished_run_is_replaced(tmp_path):
+    """Its first iteration is random and never calls the AF: the replacement would settle, then fail."""
+    import subprocess
+    import sys
+
+    (tmp_path / "u/acquisition").mkdir(parents=True)
+    (tmp_path / "u/acquisition/broken.yaml").write_text("name: broken\n")
+    run = [sys.executable, "-m", "alimb.run", "al.iterations=2", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert subprocess.run(run, capture_output=True, cwd=tmp_path).returncode == 0
+    proc = subprocess.run([*run, "--config-dir", "u", "acquisition=broken", "overwrite=true"], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == ("alimb: error: acquisition names nothing to build (no _target_); "
+                                                   "give its YAML `_target_: package.module.name`, as alimb's own in "
+                                                   "conf/ do\n")
+    assert (tmp_path / "run/summary.json").exists()
