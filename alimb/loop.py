@@ -28,6 +28,7 @@ from alimb.pool import imbalance_ratio
 from alimb.records import Record
 from alimb.schema import validate
 from alimb.schemes import Scheme
+from alimb.errors import UserError
 from alimb.state import Plan, RunDir
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, variant: str = "") -> l
     run_dir = RunDir(run_dir)
     records = run_dir.finished(cfg)  # reads only: a finished run in a read-only directory is fine
     if records is not None:
+        _same_data(cfg, run_dir)
         log.info("%s already holds this completed run: nothing to do (overwrite=true runs it again)", run_dir)
         return records
     with run_dir.claim():  # one process per run directory
@@ -58,6 +60,19 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, variant: str = "") -> l
         except BaseException:
             run_dir.recover()  # the replacement failed before its first iteration: the replaced run is back
             raise
+
+
+def _same_data(cfg: DictConfig, run_dir: RunDir) -> None:
+    """A completed run answers "nothing to do" only over the data it ran on (their content: a counts file, an image
+    folder changed since, or another folder given in the same place, is another run's data)."""
+    stored = (run_dir.summary().get("pool") or {}).get("fingerprint")
+    if stored is None:
+        return  # a run completed before summaries named their data
+    data = load_data(cfg, build(cfg.scheme).needs_images, build(cfg.oracle))
+    if data.fingerprint != stored:
+        raise UserError(f"{run_dir.path} holds a completed run over other data: the dataset's content differs from "
+                        "the one it ran on (moving it is fine, changing it is not); pass overwrite=true to run it "
+                        "again on these data, or name=... for a new experiment")
 
 
 def _iterate(cfg: DictConfig, run_dir: RunDir, plan: Plan, scheme: Scheme, acquire, data: Data,

@@ -477,3 +477,21 @@ def test_a_users_af_without_target_is_refused_before_a_finished_run_is_replaced(
                                                    "give its YAML `_target_: package.module.name`, as alimb's own in "
                                                    "conf/ do\n")
     assert (tmp_path / "run/summary.json").exists()
+
+
+def test_a_completed_run_says_nothing_to_do_only_over_its_own_data(tmp_path, make_cfg):
+    """imbalance=counts read from a file: the file changed after the run completed is other data, refused; the same
+    file moved elsewhere is the same data, nothing to do."""
+    from alimb.errors import UserError
+    from alimb.loop import run_experiment
+
+    counts = tmp_path / "c.txt"
+    counts.write_text("30 20 10 5 5 5 5 5 5 5\n")
+    base = ("al.iterations=2", "al.per_iteration=10", "imbalance=counts")
+    first = run_experiment(make_cfg(*base, f"imbalance.path={counts}"), tmp_path / "run")
+    moved = tmp_path / "elsewhere.txt"
+    moved.write_text(counts.read_text())
+    assert run_experiment(make_cfg(*base, f"imbalance.path={moved}"), tmp_path / "run") == first
+    counts.write_text("5 5 5 5 5 5 5 10 20 30\n")
+    with pytest.raises(UserError, match=r"holds a completed run over other data"):
+        run_experiment(make_cfg(*base, f"imbalance.path={counts}"), tmp_path / "run")

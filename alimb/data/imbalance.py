@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from alimb.errors import UserError
-from alimb.options import Count, Doc, Fraction, Number, Positive, PositiveNumber
+from alimb.options import Count, Doc, Fraction, Number, Place, Positive, PositiveNumber
 from alimb.pool import imbalance_ratio
 
 # every profile's seed: the pool's, independent of the AL seed (`seed`), so every seed of a sweep sees the same pool
@@ -288,7 +288,7 @@ class Counts:
     def __init__(
         self,
         counts: Annotated[Optional[list[Count]], Doc("the count of each class, in class order")] = None,
-        path: Annotated[Optional[str], Doc("or a file of them (text, or .npy)")] = None,
+        path: Annotated[Optional[Place], Doc("or a file of them (text, or .npy)")] = None,
         seed: PoolSeed = POOL_SEED,
     ):
         self.seed = seed
