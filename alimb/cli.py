@@ -26,7 +26,7 @@ def one_line(err: BaseException) -> str:
     struct = re.search(r"Could not override '([^']+)'.*Key '([^']+)' is not in struct", text)
     if struct:  # Hydra's advice (+KEY=...) would only meet validation's "unknown config key"
         key, inner = struct.groups()
-        where = key if key.split(".")[-1] == inner else f"{key}.{inner}"
+        where = key if inner in key.split(".") else f"{key}.{inner}"
         return (f"unknown config key {where} (no option of what is chosen there); `alimb-options` with the same "
                 "choices lists the options")
     lexer = re.search(r"LexerNoViableAltException: ([^;]+)", text)

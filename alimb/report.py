@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         written = report(args.dirs, out, args.baseline)
     except UserError as err:
         parser.exit(2, f"alimb-report: error: {err}\n")
+    except OSError as err:  # the report's folder: read-only, a file in its way, the disk full
+        parser.exit(2, f"alimb-report: error: cannot write the report in {out} ({err.strerror or type(err).__name__}: "
+                       f"{err.filename or out}); choose another folder with --out DIR\n")
     if args.wandb:
         from alimb.wandb_logger import log_report
 

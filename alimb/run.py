@@ -12,6 +12,7 @@ alimb's own are, its options filled; a file named as one of alimb's is refused: 
 from __future__ import annotations
 
 import atexit
+import errno
 import gc
 import logging
 import os
@@ -112,6 +113,11 @@ def cli() -> None:
     except BrokenPipeError:  # `alimb --help | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except OSError as err:  # the run directory Hydra makes: a name too long, no permission, a file in its way
+        hint = "; choose a shorter name= or hydra.run.dir" if err.errno == errno.ENAMETOOLONG else \
+            "; choose another folder (hydra.run.dir, hydra.sweep.dir)"
+        print(f"alimb: error: {err.strerror or type(err).__name__}: {str(err.filename)[:120]}{hint}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ class ReportLayout(BaseModel):
 def _plain_name(value: str) -> str:
     if not value or "/" in value or value in (".", ".."):
         raise ValueError("Input should be a non-empty name without '/' (and not . or ..)")
+    if len(value.encode()) > 100:  # a directory's name: file systems stop at 255 bytes
+        raise ValueError(f"Input should be a name of at most 100 bytes, not {len(value.encode())}")
     return value
 
 
@@ -299,7 +301,7 @@ def _loads_images(dataset: dict) -> bool:
 
 
 def _check_devices(node: Any, prefix: str = "") -> None:
-    """A `device: cuda...` where torch sees no GPU is refused before any work."""
+    """A `device: cuda...` where torch sees no GPU, or `mps` where it sees no Apple GPU, is refused before any work."""
     if isinstance(node, dict):
         for key, value in node.items():
             _check_devices(value, f"{prefix}.{key}" if prefix else key)
@@ -308,3 +310,8 @@ def _check_devices(node: Any, prefix: str = "") -> None:
 
         if not torch.cuda.is_available():
             raise UserError(f"config key {prefix}={node!r} is invalid: torch sees no CUDA GPU here; use auto or cpu")
+    elif prefix.endswith("device") and node == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise UserError(f"config key {prefix}='mps' is invalid: torch sees no Apple GPU (MPS) here; use auto or cpu")

@@ -155,3 +155,30 @@ def test_a_part_renamed_by_a_dict_is_refused(tmp_path):
     assert proc.returncode == 2 and proc.stderr == (
         "alimb: error: acquisition.inner={name:margin} renames the part, not what runs there: choose it by name, "
         "acquisition.inner=margin (and acquisition.inner.OPTION=VALUE for its options)\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    ([f"name={'x' * 300}"], "alimb: error: "),  # and "File name too long" (below)
+    (["acquisition.within.device=mps"], "alimb: error: config key acquisition.within.device='mps' is invalid: torch "
+                                        "sees no Apple GPU (MPS) here; use auto or cpu"),
+    (["foo.bar=1"], "alimb: error: unknown config key foo.bar (no option"),
+])
+def test_more_bad_input_is_one_line(tmp_path, args, message):
+    import torch
+
+    if "mps" in args[0] and torch.backends.mps.is_available():
+        pytest.skip("this machine has an Apple GPU")
+    proc = subprocess.run([sys.executable, "-m", "alimb.run", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
+    assert "name=" not in args[0] or "File name too long" in proc.stderr
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "runs").mkdir()
+    subprocess.run([sys.executable, "-m", "alimb.run", "al.iterations=2", f"hydra.run.dir={tmp_path / 'runs/a'}"],
+                   capture_output=True, cwd=tmp_path, check=True)
+    (tmp_path / "afile").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "alimb.report", "runs", "--out", "afile"], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == ("alimb-report: error: cannot write the report in afile (File "
+                                                    "exists: afile); choose another folder with --out DIR\n")
