@@ -137,15 +137,18 @@ def test_ctrl_c_before_the_run_began_is_one_line(monkeypatch, capsys, tmp_path):
     (["acquisition=alfamix_learned", "acquisition.alpha_cap=1e-9"],
      "would take 1000000000 passes to reach 1; set alpha_cap to at least 0.001"),
 ])
-def test_refused_before_anything_is_written_by_both_commands(tmp_path, args, message):
+def test_refused_before_anything_is_written_by_both_commands(tmp_path, args, message, capsys):
     """What the run would fail on in its first iteration (or silently misread) is refused up front, by `alimb` and
     by `alimb-options` alike."""
-    for command in ([sys.executable, "-m", "alimb.run", f"hydra.run.dir={tmp_path / 'run'}"],
-                    [sys.executable, "-m", "alimb.options_cli"]):
-        proc = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
-        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
-            proc.stderr
+    from alimb.options_cli import main
+
+    proc = subprocess.run([sys.executable, "-m", "alimb.run", f"hydra.run.dir={tmp_path / 'run'}", *args],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not any((tmp_path / "run" / f).exists() for f in ("records.jsonl", "config.json", "error.txt"))
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_a_part_renamed_by_a_dict_is_refused(tmp_path):
