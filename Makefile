@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.alimb-installed
 
-.PHONY: install run test test-slurm test-labelstudio clean gpu-check gpu-wheels
+.PHONY: install run test test-long test-slurm test-labelstudio clean gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ run: install
 
 test: install
 	WANDB_MODE=offline $(BIN)/python -m pytest
+
+# the end-to-end checks of a minute or more (the GPU check's whole script on CPU): CI runs them beside `make test`
+test-long: install
+	WANDB_MODE=offline $(BIN)/python -m pytest -m long
 
 # sweeps on a real single-node Slurm cluster it starts and stops (root; installs Debian's slurm and munge if missing)
 test-slurm: install

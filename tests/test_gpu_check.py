@@ -19,6 +19,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.long
 def test_the_gpu_check_runs_end_to_end_on_cpu(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "scripts/gpu_check.sh"), "--cpu", "--quick", "--out", str(tmp_path)],
                           env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=900)
