@@ -73,11 +73,11 @@ def test_waiting_for_answers_goes_on_as_they_come(server, token, client, annotat
     while worker.is_alive() and answered < 50 and time.monotonic() < deadline:
         try:
             answered += answer_open_tasks(annotator, client, title)
-        except Exception:  # noqa: BLE001 - the project may not exist yet
-            pass
+        except Exception as err:  # noqa: BLE001 - the project may not exist yet
+            last = err
         worker.join(0.5)
     worker.join(120)
-    assert done and len(done[0]) == 2 and answered == 50  # one invocation, both rounds answered while it waited
+    assert done and len(done[0]) == 2 and answered == 50, (answered, repr(locals().get("last")))  # one invocation, both rounds answered while it waited
 
 
 def test_no_token_is_one_line(server, title, tmp_path, monkeypatch):
