@@ -34,6 +34,7 @@ from alimb.errors import UserError
 from alimb.identity import labels as run_labels
 from alimb.identity import resolved
 from alimb.iteration import Data, generators, learn, progress, scored, select, summarize
+from alimb.oracles.files import CSV_FILE
 from alimb.oracles.oracle import SKIP
 from alimb.records import Record, jsonable
 from alimb.rounds import Answer, Batch, Rounds
@@ -230,7 +231,7 @@ def _late_changes(r: Round, k: int) -> None:
     if changed:
         batch, sample, value = changed[0]
         now = "skip" if value == SKIP else r.classes[value]
-        print(f"alimb: {r.rounds.batch_dir(batch) / 'to_label.csv'} changes {len(changed)} answer(s) already used "
+        print(f"alimb: {r.rounds.batch_dir(batch) / CSV_FILE} changes {len(changed)} answer(s) already used "
               f"(sample {sample}: {r.answers[sample].label or 'skip'} -> {now}); they stay as first read, since rounds "
               "were trained on them (overwrite=true does not change them either: answers are kept)", flush=True)
 
@@ -241,15 +242,14 @@ def _republish(batch: Batch, r: Round) -> None:
     unanswered = [s for s in batch.ids if s not in r.answers]
     if unanswered:
         folder = r.rounds.batch_dir(batch)
-        if not (folder / "to_label.csv").exists():  # (rows removed from it are written again once it was read: _ask)
-            r.restored = r.oracle.restore(batch, folder, r.data.paths, unanswered)
+        r.restored = r.oracle.restore(batch, folder, r.data.paths, unanswered, rows=False)  # rows: once read (_ask)
         r.oracle.publish(batch, folder, r.data.paths, r.classes)
 
 
 def _ask(batch: Batch, r: Round, k: int) -> None:
     """The one line a person reads: how many samples to label, where, and that the same command continues."""
     folder = r.rounds.batch_dir(batch)
-    where = f"{folder / 'to_label.csv'} (the label column: a class, or skip)"
+    where = f"{folder / CSV_FILE} (the label column: a class, or skip)"
     if getattr(r.oracle, "url", None):
         where = f"Label Studio ({r.oracle.url}, project {r.oracle.project})"
     what = f"round {k + 1} of {r.cfg.al.iterations}" + (f", sub-round {batch.sub}" if batch.sub else "")

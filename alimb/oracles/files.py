@@ -129,10 +129,11 @@ class FileOracle:
         write_offline(folder, [self.task(batch, j, None if paths is None else paths[i], kind)
                                for j, i in enumerate(batch.indices)], classes, kind)
 
-    def restore(self, batch: Batch, folder: Path, paths: Sequence[str] | None, unanswered: Sequence[str]) -> bool:
-        """The rows of the samples still to label, written again where the person deleted `to_label.csv` or removed
-        them from it (their other rows kept as they are; call it on a file `collect` read); whether anything was
-        written. An empty file is left for `collect` to refuse."""
+    def restore(self, batch: Batch, folder: Path, paths: Sequence[str] | None, unanswered: Sequence[str], *,
+                rows: bool = True) -> bool:
+        """The rows of the samples still to label, written again where the person deleted `to_label.csv` or (`rows`:
+        only on a file `collect` has read) removed them from it, their other rows kept as they are; whether anything
+        was written. An empty file is left for `collect` to refuse."""
         csv_file = folder / CSV_FILE
         try:
             text = csv_file.read_text(encoding="utf-8-sig")
@@ -141,7 +142,7 @@ class FileOracle:
             csv.writer(out).writerows([COLUMNS, *self._rows(batch, paths, set(unanswered))])
             write_atomic(csv_file, out.getvalue())
             return True
-        if not text.strip():
+        if not rows or not text.strip():
             return False
         sep = delimiter(text)
         present = {row.get("sample_id", "").strip() for row in csv.DictReader(io.StringIO(text), delimiter=sep)}
